@@ -48,7 +48,7 @@ export class MandateError extends Error {
 
 /** The request is malformed: wrong types, missing fields, unknown members. */
 export class InvalidRequestError extends MandateError {
-  static override readonly code = 'ERR_INVALID_REQUEST';
+  static override readonly code: string = 'ERR_INVALID_REQUEST';
   override readonly code: string = 'ERR_INVALID_REQUEST';
   override readonly status: number = 400;
   override readonly oauthError: string = 'invalid_request';
@@ -56,63 +56,63 @@ export class InvalidRequestError extends MandateError {
 
 /** The body is not valid JSON. */
 export class MalformedJsonError extends InvalidRequestError {
-  static override readonly code = 'ERR_MALFORMED_JSON';
-  override readonly code = 'ERR_MALFORMED_JSON';
+  static override readonly code: string = 'ERR_MALFORMED_JSON';
+  override readonly code: string = 'ERR_MALFORMED_JSON';
 }
 
 /** JSON nested deeper than the configured limit. */
 export class NestingTooDeepError extends InvalidRequestError {
-  static override readonly code = 'ERR_NESTING_TOO_DEEP';
-  override readonly code = 'ERR_NESTING_TOO_DEEP';
+  static override readonly code: string = 'ERR_NESTING_TOO_DEEP';
+  override readonly code: string = 'ERR_NESTING_TOO_DEEP';
 }
 
 /** The request body exceeds the configured size limit. */
 export class PayloadTooLargeError extends InvalidRequestError {
-  static override readonly code = 'ERR_BODY_TOO_LARGE';
-  override readonly code = 'ERR_BODY_TOO_LARGE';
-  override readonly status = 413;
+  static override readonly code: string = 'ERR_BODY_TOO_LARGE';
+  override readonly code: string = 'ERR_BODY_TOO_LARGE';
+  override readonly status: number = 413;
 }
 
 /** The request uses a media type the endpoint does not accept. */
 export class UnsupportedMediaTypeError extends InvalidRequestError {
-  static override readonly code = 'ERR_UNSUPPORTED_MEDIA_TYPE';
-  override readonly code = 'ERR_UNSUPPORTED_MEDIA_TYPE';
-  override readonly status = 415;
+  static override readonly code: string = 'ERR_UNSUPPORTED_MEDIA_TYPE';
+  override readonly code: string = 'ERR_UNSUPPORTED_MEDIA_TYPE';
+  override readonly status: number = 415;
 }
 
 /** An entity type (subject or resource) that the policy schema does not define. */
 export class UnknownEntityTypeError extends InvalidRequestError {
-  static override readonly code = 'ERR_UNKNOWN_ENTITY_TYPE';
-  override readonly code = 'ERR_UNKNOWN_ENTITY_TYPE';
+  static override readonly code: string = 'ERR_UNKNOWN_ENTITY_TYPE';
+  override readonly code: string = 'ERR_UNKNOWN_ENTITY_TYPE';
 }
 
 /** An action that the policy schema does not define, or that does not apply to the given types. */
 export class UnknownActionError extends InvalidRequestError {
-  static override readonly code = 'ERR_UNKNOWN_ACTION';
-  override readonly code = 'ERR_UNKNOWN_ACTION';
+  static override readonly code: string = 'ERR_UNKNOWN_ACTION';
+  override readonly code: string = 'ERR_UNKNOWN_ACTION';
 }
 
 /** An entity (its attributes or parents) does not conform to the policy schema. */
 export class InvalidEntityError extends InvalidRequestError {
-  static override readonly code = 'ERR_INVALID_ENTITY';
-  override readonly code = 'ERR_INVALID_ENTITY';
+  static override readonly code: string = 'ERR_INVALID_ENTITY';
+  override readonly code: string = 'ERR_INVALID_ENTITY';
 }
 
 /** The request context does not conform to the policy schema. */
 export class InvalidContextError extends InvalidRequestError {
-  static override readonly code = 'ERR_INVALID_CONTEXT';
-  override readonly code = 'ERR_INVALID_CONTEXT';
+  static override readonly code: string = 'ERR_INVALID_CONTEXT';
+  override readonly code: string = 'ERR_INVALID_CONTEXT';
 }
 
 /** An integer outside the range that decisions can represent exactly. */
 export class IntegerOutOfRangeError extends InvalidRequestError {
-  static override readonly code = 'ERR_INTEGER_OUT_OF_RANGE';
-  override readonly code = 'ERR_INTEGER_OUT_OF_RANGE';
+  static override readonly code: string = 'ERR_INTEGER_OUT_OF_RANGE';
+  override readonly code: string = 'ERR_INTEGER_OUT_OF_RANGE';
 }
 
 /** The caller did not authenticate, or its credential is not valid. */
 export class UnauthenticatedError extends MandateError {
-  static override readonly code = 'ERR_UNAUTHENTICATED';
+  static override readonly code: string = 'ERR_UNAUTHENTICATED';
   override readonly code: string = 'ERR_UNAUTHENTICATED';
   override readonly status: number = 401;
   override readonly oauthError: string = 'invalid_client';
@@ -131,7 +131,7 @@ export class UnauthenticatedError extends MandateError {
 
 /** The caller is authenticated but not allowed to call this endpoint. */
 export class ForbiddenError extends MandateError {
-  static override readonly code = 'ERR_FORBIDDEN';
+  static override readonly code: string = 'ERR_FORBIDDEN';
   override readonly code: string = 'ERR_FORBIDDEN';
   override readonly status: number = 403;
   override readonly oauthError: string = 'access_denied';
@@ -139,73 +139,73 @@ export class ForbiddenError extends MandateError {
 
 /** No such route or object. */
 export class NotFoundError extends MandateError {
-  static override readonly code = 'ERR_NOT_FOUND';
-  override readonly code = 'ERR_NOT_FOUND';
-  override readonly status = 404;
-  override readonly oauthError = 'invalid_request';
+  static override readonly code: string = 'ERR_NOT_FOUND';
+  override readonly code: string = 'ERR_NOT_FOUND';
+  override readonly status: number = 404;
+  override readonly oauthError: string = 'invalid_request';
 }
 
 /** The HTTP method is not allowed on this route. */
 export class MethodNotAllowedError extends MandateError {
-  static override readonly code = 'ERR_METHOD_NOT_ALLOWED';
-  override readonly code = 'ERR_METHOD_NOT_ALLOWED';
-  override readonly status = 405;
-  override readonly oauthError = 'invalid_request';
+  static override readonly code: string = 'ERR_METHOD_NOT_ALLOWED';
+  override readonly code: string = 'ERR_METHOD_NOT_ALLOWED';
+  override readonly status: number = 405;
+  override readonly oauthError: string = 'invalid_request';
 }
 
 /** Too many requests from this client. */
 export class RateLimitedError extends MandateError {
-  static override readonly code = 'ERR_RATE_LIMITED';
-  override readonly code = 'ERR_RATE_LIMITED';
-  override readonly status = 429;
-  override readonly oauthError = 'slow_down';
+  static override readonly code: string = 'ERR_RATE_LIMITED';
+  override readonly code: string = 'ERR_RATE_LIMITED';
+  override readonly status: number = 429;
+  override readonly oauthError: string = 'slow_down';
 }
 
 /** A policy set failed to parse or validate; it was refused whole. */
 export class PolicySetInvalidError extends MandateError {
-  static override readonly code = 'ERR_POLICY_INVALID';
-  override readonly code = 'ERR_POLICY_INVALID';
-  override readonly status = 400;
-  override readonly oauthError = 'invalid_request';
+  static override readonly code: string = 'ERR_POLICY_INVALID';
+  override readonly code: string = 'ERR_POLICY_INVALID';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'invalid_request';
 }
 
 /** No valid policy set is loaded: every decision fails closed. */
 export class PolicyNotLoadedError extends MandateError {
-  static override readonly code = 'ERR_POLICY_NOT_LOADED';
-  override readonly code = 'ERR_POLICY_NOT_LOADED';
-  override readonly status = 503;
-  override readonly oauthError = 'temporarily_unavailable';
+  static override readonly code: string = 'ERR_POLICY_NOT_LOADED';
+  override readonly code: string = 'ERR_POLICY_NOT_LOADED';
+  override readonly status: number = 503;
+  override readonly oauthError: string = 'temporarily_unavailable';
 }
 
 /** The policy engine failed (not a policy's own evaluation error): fail closed. */
 export class PolicyEngineError extends MandateError {
-  static override readonly code = 'ERR_POLICY_ENGINE';
-  override readonly code = 'ERR_POLICY_ENGINE';
-  override readonly status = 500;
-  override readonly oauthError = 'server_error';
+  static override readonly code: string = 'ERR_POLICY_ENGINE';
+  override readonly code: string = 'ERR_POLICY_ENGINE';
+  override readonly status: number = 500;
+  override readonly oauthError: string = 'server_error';
 }
 
 /** The store cannot be reached or failed: fail closed. */
 export class StoreUnavailableError extends MandateError {
-  static override readonly code = 'ERR_STORE_UNAVAILABLE';
-  override readonly code = 'ERR_STORE_UNAVAILABLE';
-  override readonly status = 503;
-  override readonly oauthError = 'temporarily_unavailable';
+  static override readonly code: string = 'ERR_STORE_UNAVAILABLE';
+  override readonly code: string = 'ERR_STORE_UNAVAILABLE';
+  override readonly status: number = 503;
+  override readonly oauthError: string = 'temporarily_unavailable';
 }
 
 /** The configuration file is invalid; `extra.issues` lists each key path, what was found and what is expected. */
 export class ConfigInvalidError extends MandateError {
-  static override readonly code = 'ERR_CONFIG_INVALID';
-  override readonly code = 'ERR_CONFIG_INVALID';
-  override readonly status = 500;
+  static override readonly code: string = 'ERR_CONFIG_INVALID';
+  override readonly code: string = 'ERR_CONFIG_INVALID';
+  override readonly status: number = 500;
 }
 
 /** Unexpected failure; rendered as a bare 500 `server_error`, details in logs only. */
 export class InternalError extends MandateError {
-  static override readonly code = 'ERR_INTERNAL';
-  override readonly code = 'ERR_INTERNAL';
-  override readonly status = 500;
-  override readonly oauthError = 'server_error';
+  static override readonly code: string = 'ERR_INTERNAL';
+  override readonly code: string = 'ERR_INTERNAL';
+  override readonly status: number = 500;
+  override readonly oauthError: string = 'server_error';
 }
 
 /** Type guard usable across module instances. */

@@ -1,0 +1,168 @@
+/**
+ * The policy decision point: holds the active policy set, swaps it atomically on reload, and decides
+ * requests. A set that does not validate is refused whole and the previous set stays active; a node never
+ * serves with an empty or partial set.
+ */
+import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { PolicyEngineError, PolicyNotLoadedError } from '../core/errors.ts';
+import type { Decision } from '../core/decision.ts';
+import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
+import { authorize, type ActiveSet } from './authorize.ts';
+import { compilePolicySet, type CompiledPolicySet } from './compile-policy-set.ts';
+import { readPolicyDirectory, type PolicyDirectory } from './read-policy-directory.ts';
+import type { AuthorizationRequest, DecisionPoint, PolicySetInfo, PolicySetStatus } from './types.ts';
+
+/** Options of a `PolicyEngine`. */
+export interface PolicyEngineOptions {
+  clock?: Clock;
+  ids?: IdGenerator;
+  /** Maximum actors in a delegation chain (default 5). */
+  maxDelegationDepth?: number;
+  /** Maximum caller-supplied entities per request (default 100). */
+  maxRequestEntities?: number;
+}
+
+/** What a load attempt did: the version now active, or why the new set was refused. */
+export type LoadResult =
+  | { ok: true; info: PolicySetInfo; changed: boolean }
+  | { ok: false; error: unknown; activeVersion: string | undefined };
+
+let engineCounter = 0;
+
+/** Generates random UUIDs (decision ids). */
+export const uuidGenerator: IdGenerator = { next: () => randomUUID() };
+
+/** Cedar's version, for logs and metadata. */
+export function cedarVersion(): string {
+  return cedar.getCedarVersion();
+}
+
+/** The policy decision point. */
+export class PolicyEngine implements DecisionPoint, PolicySetStatus {
+  readonly #clock: Clock;
+  readonly #ids: IdGenerator;
+  readonly #maxDelegationDepth: number;
+  readonly #maxRequestEntities: number;
+  readonly #slotPrefix: string;
+  #slotToggle = 0;
+  #active: ActiveSet | undefined;
+  #info: PolicySetInfo | undefined;
+
+  constructor(options: PolicyEngineOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#ids = options.ids ?? uuidGenerator;
+    this.#maxDelegationDepth = options.maxDelegationDepth ?? 5;
+    this.#maxRequestEntities = options.maxRequestEntities ?? 100;
+    this.#slotPrefix = `mandate-${process.pid}-${++engineCounter}`;
+  }
+
+  /** Info about the active set, or undefined when none is loaded. */
+  current(): PolicySetInfo | undefined {
+    return this.#info;
+  }
+
+  /** The active compiled set (for analysis tools). */
+  activeSet(): CompiledPolicySet | undefined {
+    return this.#active;
+  }
+
+  /**
+   * Reads, validates and activates the policy directory `dir`. Throws `PolicySetInvalidError` (with
+   * `extra.diagnostics`) when the set is refused; the previous set, if any, stays active.
+   */
+  async loadDirectory(dir: string): Promise<PolicySetInfo> {
+    return this.activate(await readPolicyDirectory(dir));
+  }
+
+  /** Like `loadDirectory`, but never throws: reports what happened. */
+  async reload(dir: string): Promise<LoadResult> {
+    const before = this.#info?.version;
+    try {
+      const info = await this.loadDirectory(dir);
+      return { ok: true, info, changed: info.version !== before };
+    } catch (error) {
+      return { ok: false, error, activeVersion: before };
+    }
+  }
+
+  /** Validates and activates already-read directory contents. */
+  activate(contents: Pick<PolicyDirectory, 'schema' | 'policies' | 'entities' | 'entitiesFile'>): PolicySetInfo {
+    const compiled = compilePolicySet(contents);
+    if (this.#active && this.#info && compiled.version === this.#active.version) return this.#info;
+    // Alternate between two engine slots so that the active set is never overwritten before the switch.
+    const slot = `${this.#slotPrefix}-${this.#slotToggle++ % 2}`;
+    const schemaAnswer = cedar.preparseSchema(slot, compiled.schemaText);
+    if (schemaAnswer.type === 'failure') {
+      throw new PolicyEngineError('the policy engine refused a schema that validated', { detail: schemaAnswer.errors.map((e) => e.message).join('; ') });
+    }
+    const setAnswer = cedar.preparsePolicySet(slot, { staticPolicies: compiled.staticPolicies });
+    if (setAnswer.type === 'failure') {
+      throw new PolicyEngineError('the policy engine refused a policy set that validated', { detail: setAnswer.errors.map((e) => e.message).join('; ') });
+    }
+    const loadedAt = this.#clock.now();
+    this.#active = { ...compiled, slot, loadedAt };
+    this.#info = {
+      version: compiled.version,
+      loadedAt,
+      policies: compiled.policies,
+      entityCount: compiled.entities.size,
+      warnings: compiled.warnings,
+    };
+    return this.#info;
+  }
+
+  /** Decides a request against the active set. @see DecisionPoint.decide */
+  decide(request: AuthorizationRequest): Decision {
+    const set = this.#active;
+    if (!set) throw new PolicyNotLoadedError('no valid policy set is loaded; every request is denied until one is');
+    return authorize(set, request, {
+      clock: this.#clock,
+      ids: this.#ids,
+      maxDelegationDepth: this.#maxDelegationDepth,
+      maxRequestEntities: this.#maxRequestEntities,
+    });
+  }
+
+  /**
+   * Watches `dir` and reloads on change (debounced). `onReload` sees each result, so the caller can log and
+   * audit refusals. Returns a function that stops watching.
+   */
+  watchDirectory(dir: string, onReload: (result: LoadResult) => void, debounceMs = 200): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let running = false;
+    let again = false;
+    const run = async () => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        onReload(await this.reload(dir));
+      } finally {
+        running = false;
+        if (again) {
+          again = false;
+          void run();
+        }
+      }
+    };
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(dir, { recursive: true, persistent: false }, () => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => void run(), debounceMs);
+      });
+      watcher.on('error', () => undefined);
+    } catch {
+      // Some file systems cannot be watched; SIGHUP and the admin API still reload.
+      watcher = undefined;
+    }
+    return () => {
+      if (timer) clearTimeout(timer);
+      watcher?.close();
+    };
+  }
+}
