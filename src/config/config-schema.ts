@@ -1,0 +1,127 @@
+/**
+ * The schema of `mandate.yaml`, with every default. An empty file, or no file at all, is a valid configuration.
+ * Every mapping is strict: an unknown key is an error, never ignored, so a typo cannot silently fall back to a
+ * default. Each leaf's error message is the "expected …" text shown to the operator.
+ *
+ * Environment overrides (they win over the file; an empty value counts as unset; relative paths given in the
+ * environment resolve against the working directory, those in the file against the file's directory):
+ *
+ * | variable                          | key                    | format                                  |
+ * | --------------------------------- | ---------------------- | --------------------------------------- |
+ * | MANDATE_CONFIG                    | (the file itself)      | path of mandate.yaml                    |
+ * | MANDATE_HOST                      | server.host            | host name or IP address                 |
+ * | MANDATE_PORT                      | server.port            | integer 1..65535                        |
+ * | MANDATE_DATA_DIR                  | store.dataDir          | directory path                          |
+ * | MANDATE_POLICY_DIR                | policy.dir             | directory path                          |
+ * | MANDATE_LOG_LEVEL                 | log.level              | fatal, error, warn, info, debug, trace, silent |
+ * | MANDATE_AUTHZEN_CREDENTIAL_HASHES | authzen.credentials    | comma-separated `id=sha256:<64 hex>`; replaces the file's list |
+ *
+ * docs/CONFIGURATION.md documents every key; keep the two in step.
+ */
+import { z } from 'zod';
+
+const int = (min: number, max: number) => {
+  const expected = `an integer ${min}..${max}`;
+  return z.int({ error: expected }).min(min, { error: expected }).max(max, { error: expected });
+};
+const bool = () => z.boolean({ error: 'true or false' });
+// Every key of a section has a default, so `{}` is valid input; TypeScript cannot see that through the generic.
+const section = <T extends z.ZodRawShape>(shape: T) =>
+  z.strictObject(shape, { error: 'a mapping' }).prefault({} as z.input<z.ZodObject<T, z.core.$strict>>);
+
+const PATH_EXPECTED = 'a non-empty path';
+const path = () =>
+  z
+    .string({ error: PATH_EXPECTED })
+    .min(1, { error: PATH_EXPECTED })
+    .max(4096, { error: PATH_EXPECTED })
+    .refine((s) => !s.includes('\0'), { error: PATH_EXPECTED });
+
+const HOST_EXPECTED = 'a host name or IP address (e.g. 127.0.0.1, ::, localhost)';
+const FILE_EXPECTED = 'a plain file name without directories (e.g. mandate.db)';
+const ID_EXPECTED = 'an id of 1..128 letters, digits or . _ : @ - starting with a letter or digit';
+const HASH_EXPECTED = 'sha256:<64 hex digits>';
+
+/** Log levels, as pino names them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Store drivers this build knows (`postgres` comes later). */
+export const STORE_DRIVERS = ['sqlite'] as const;
+
+/** A hashed pre-shared API credential for AuthZEN callers (interim, until service principals exist). */
+export const CredentialHashSchema = z.strictObject(
+  {
+    /** The caller's id: it appears in logs and audit events as the actor. */
+    id: z
+      .string({ error: ID_EXPECTED })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, { error: ID_EXPECTED }),
+    /** `sha256:` and the hex SHA-256 of the secret; the secret itself is never configured. */
+    hash: z
+      .string({ error: HASH_EXPECTED })
+      .regex(/^sha256:[0-9a-fA-F]{64}$/, { error: HASH_EXPECTED })
+      .toLowerCase(),
+  },
+  { error: 'a mapping with id and hash' },
+);
+
+/** The whole configuration, with defaults. */
+export const MandateConfigSchema = z.strictObject(
+  {
+    server: section({
+      host: z
+        .string({ error: HOST_EXPECTED })
+        .regex(/^[A-Za-z0-9._:%-]{1,253}$/, { error: HOST_EXPECTED })
+        .default('127.0.0.1'),
+      port: int(1, 65535).default(8080),
+      bodyLimitBytes: int(1, 64 * 1024 * 1024).default(65536),
+      maxJsonDepth: int(1, 256).default(32),
+      maxHeaderSizeBytes: int(1024, 1024 * 1024).default(16384),
+      requestTimeoutMs: int(100, 600_000).default(10_000),
+      headersTimeoutMs: int(100, 600_000).default(5000),
+      keepAliveTimeoutMs: int(100, 600_000).default(5000),
+      trustProxy: bool().default(false),
+    }),
+    store: section({
+      driver: z.enum(STORE_DRIVERS, { error: `one of: ${STORE_DRIVERS.join(', ')}` }).default('sqlite'),
+      dataDir: path().default('./data'),
+      sqlite: section({
+        file: z
+          .string({ error: FILE_EXPECTED })
+          .regex(/^[^/\\\0]{1,255}$/, { error: FILE_EXPECTED })
+          .refine((s) => s !== '.' && s !== '..', { error: FILE_EXPECTED })
+          .default('mandate.db'),
+      }),
+    }),
+    policy: section({
+      dir: path().default('./policies'),
+      watch: bool().default(true),
+    }),
+    authzen: section({
+      credentials: z.array(CredentialHashSchema, { error: 'a list of { id, hash } mappings' }).max(1000, {
+        error: 'at most 1000 credentials',
+      }).default([]),
+    }),
+    audit: section({
+      maxDelayMs: int(0, 1000).default(2),
+      maxBatch: int(1, 100_000).default(256),
+      maxPending: int(1, 10_000_000).default(10_000),
+    }),
+    rateLimit: section({
+      decisionsPerSecondPerClient: int(1, 1_000_000).default(1000),
+      burst: int(1, 10_000_000).default(2000),
+    }),
+    log: section({
+      level: z.enum(LOG_LEVELS, { error: `one of: ${LOG_LEVELS.join(', ')}` }).default('info'),
+    }),
+  },
+  { error: 'a mapping' },
+);
+
+/**
+ * The validated configuration. Paths (`store.dataDir`, `policy.dir`) are absolute once loaded by
+ * `loadConfig` / `parseConfig`; `store.sqlite.file` is a file name inside `store.dataDir`.
+ */
+export type MandateConfig = z.output<typeof MandateConfigSchema>;
+
+/** One hashed AuthZEN credential. */
+export type CredentialHash = z.output<typeof CredentialHashSchema>;
