@@ -117,10 +117,45 @@ export function redactAuditData(data: Record<string, unknown>): { data: Record<s
 
 const text = (max: number) => z.string().min(1).max(max);
 
-/** A small JSON object of event-specific detail; never a token, a secret or a whole claim set. */
+/** Finds the first value that JSON cannot carry faithfully (functions, NaN, Dates, class instances, …); returns its path. */
+function findNonJson(value: unknown, path: string, depth = 0): string | undefined {
+  if (depth > 32) return path;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findNonJson(value[i], `${path}[${i}]`, depth + 1);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) return path;
+    for (const [k, v] of Object.entries(value)) {
+      // An undefined member is simply left out, as JSON.stringify does; it is how optional fields spread.
+      if (v === undefined) continue;
+      const hit = findNonJson(v, `${path}.${k}`, depth + 1);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+  return path;
+}
+
+/**
+ * A small JSON object of event-specific detail; never a token, a secret or a whole claim set. Typed loosely
+ * (`Record<string, unknown>`) so that producers can pass what {@link redactAuditData} returns; the schema checks
+ * at run time that it is plain JSON.
+ */
 export const AuditDataV1 = z
-  .record(z.string(), z.json())
+  .record(z.string(), z.unknown())
   .superRefine((data, ctx) => {
+    const bad = findNonJson(data, 'data');
+    if (bad !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `${bad} is not a plain JSON value (or nests deeper than 32)` });
+      return;
+    }
     const bytes = Buffer.byteLength(JSON.stringify(data), 'utf8');
     if (bytes > MAX_AUDIT_DATA_BYTES) {
       ctx.addIssue({ code: 'custom', message: `data is ${bytes} bytes as JSON; at most ${MAX_AUDIT_DATA_BYTES} allowed` });

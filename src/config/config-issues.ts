@@ -74,18 +74,19 @@ export function describeEnvValue(value: string, sensitive = false): string {
 
 const normalize = (key: string) => key.toLowerCase().replace(/[^a-z0-9]/g, '');
 
+/** Optimal-string-alignment distance: edits, counting a swap of two neighbours (`prot` → `port`) as one. */
 function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number) => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0] ?? 0;
-    prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const up = prev[j] ?? 0;
-      prev[j] = Math.min(up + 1, (prev[j - 1] ?? 0) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
     }
   }
-  return prev[b.length] ?? 0;
+  return at(a.length, b.length);
 }
 
 /**
@@ -96,7 +97,7 @@ export function didYouMean(unknown: string, known: readonly string[]): string | 
   const n = normalize(unknown);
   const exact = known.find((k) => normalize(k) === n);
   if (exact !== undefined) return exact;
-  const limit = n.length <= 4 ? 1 : 2;
+  const limit = n.length <= 5 ? 1 : 2;
   let best: string | undefined;
   let bestDistance = Infinity;
   let tie = false;
