@@ -48,6 +48,13 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** Store drivers this build knows (`postgres` comes later). */
 export const STORE_DRIVERS = ['sqlite'] as const;
 
+/**
+ * What a credential may call: `evaluate` the AuthZEN decision API, `policy:read` / `policy:reload` the policy
+ * admin API (src/server/admin-routes.ts).
+ */
+export const CREDENTIAL_SCOPES = ['evaluate', 'policy:read', 'policy:reload'] as const;
+const SCOPES_EXPECTED = `a list of scopes, each one of: ${CREDENTIAL_SCOPES.join(', ')}`;
+
 /** A hashed pre-shared API credential for AuthZEN callers (interim, until service principals exist). */
 export const CredentialHashSchema = z.strictObject(
   {
@@ -60,8 +67,16 @@ export const CredentialHashSchema = z.strictObject(
       .string({ error: HASH_EXPECTED })
       .regex(/^sha256:[0-9a-fA-F]{64}$/, { error: HASH_EXPECTED })
       .toLowerCase(),
+    /**
+     * What this credential may call. Absent means `[evaluate]` (applied by the server, so that the parsed
+     * form of an entry without scopes stays `{ id, hash }`). Give each caller only what it needs.
+     */
+    scopes: z
+      .array(z.enum(CREDENTIAL_SCOPES, { error: SCOPES_EXPECTED }), { error: SCOPES_EXPECTED })
+      .max(CREDENTIAL_SCOPES.length, { error: SCOPES_EXPECTED })
+      .optional(),
   },
-  { error: 'a mapping with id and hash' },
+  { error: 'a mapping with id, hash and optional scopes' },
 );
 
 /** The whole configuration, with defaults. */

@@ -1,5 +1,6 @@
 /** The configuration capability's public surface. */
 export {
+  CREDENTIAL_SCOPES,
   CredentialHashSchema,
   LOG_LEVELS,
   MandateConfigSchema,

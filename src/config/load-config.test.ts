@@ -160,7 +160,7 @@ test('unknown keys are errors, with a suggestion when one is obvious', () => {
   assert.deepEqual(messages('port: 8080\n'), [`port: found an unknown key, expected one of ${topKeys} (did you mean "server.port"?)`]);
   assert.deepEqual(messages('frobnicate: true\n'), [`frobnicate: found an unknown key, expected one of ${topKeys}`]);
   assert.deepEqual(messages('authzen:\n  credentials:\n    - { id: a, hash: "' + HASH_A + '", secret: x }\n'), [
-    'authzen.credentials[0].secret: found an unknown key, expected one of id, hash',
+    'authzen.credentials[0].secret: found an unknown key, expected one of id, hash, scopes',
   ]);
   // `__proto__` stays a key (and is rejected); it does not become the prototype that supplies `port`.
   assert.deepEqual(messages('server:\n  __proto__: { port: 1 }\n'), [`server.__proto__: found an unknown key, expected one of ${serverKeys}`]);
