@@ -42,9 +42,13 @@ export function formatKeyPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(top level)' : out;
 }
 
-/** Whether values at this key path must not be echoed back. */
+/**
+ * Whether values at this key path must not be echoed back: a credential's hash, or a whole entry given as a
+ * scalar (`- mysecret`), either of which may be a secret pasted in the wrong place.
+ */
 export function isSensitivePath(path: readonly PropertyKey[]): boolean {
-  return path[0] === 'authzen' && path[1] === 'credentials';
+  if (path[0] !== 'authzen' || path[1] !== 'credentials') return false;
+  return path.length <= 3 || path[3] === 'hash';
 }
 
 const MAX_ECHO = 60;

@@ -140,6 +140,17 @@ test('a credential hash is never echoed back, even a wrong one (it may be a past
   }
 });
 
+test('a credential entry that is a bare string is not echoed; scopes are checked and echoed', () => {
+  assert.deepEqual(messages('authzen:\n  credentials:\n    - mandate_pastedSecret\n'), [
+    'authzen.credentials[0]: found a string of 20 characters, expected a mapping with id, hash and optional scopes',
+  ]);
+  assert.deepEqual(messages(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, admin] }\n`), [
+    'authzen.credentials[0].scopes[1]: found string "admin", expected a list of scopes, each one of: evaluate, policy:read, policy:reload',
+  ]);
+  const c = parse(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, "policy:read"] }\n`);
+  assert.deepEqual(c.authzen.credentials, [{ id: 'a', hash: HASH_A, scopes: ['evaluate', 'policy:read'] }]);
+});
+
 test('duplicate credential ids and hashes are refused', () => {
   assert.deepEqual(
     messages(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}" }\n    - { id: a, hash: "${HASH_B}" }\n    - { id: c, hash: "${HASH_A}" }\n`),
