@@ -1,0 +1,175 @@
+/**
+ * The AuthZEN routes: `POST /access/v1/evaluation`, `POST /access/v1/evaluations` and the PDP metadata at
+ * `GET /.well-known/authzen-configuration`. HTTP wiring only; the translation is in `authzen.ts`.
+ *
+ * Order of work on a decision request, each step failing closed: authenticate (before the body is even read;
+ * the engine never runs for an unauthenticated caller) → rate limit → parse → translate → decide → write the
+ * audit event and wait for its commit → answer. A decision whose audit event cannot be committed is never
+ * returned: the request is refused with 503 instead.
+ *
+ * @see https://openid.net/specs/authorization-api-1_0.html
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isMandateError, PolicyEngineError, PolicyNotLoadedError, StoreUnavailableError, type MandateError } from '../core/errors.ts';
+import type { Decision } from '../core/decision.ts';
+import type { AuthorizationRequest } from '../policy/types.ts';
+import { decisionEvent, refusalEvent, type RequestAuditContext } from './audit-events.ts';
+import {
+  authzenMetadata,
+  errorEvaluationResponse,
+  expandEvaluations,
+  parseEvaluationRequest,
+  parseEvaluationsRequest,
+  runEvaluations,
+  toAuthorizationRequest,
+  toEvaluationResponse,
+  type AccessEvaluationRequest,
+  type AccessEvaluationResponse,
+  type SchemaView,
+} from './authzen.ts';
+import { stateOf, type ServerContext } from './server-context.ts';
+
+/** Paths of the AuthZEN endpoints. */
+export const AUTHZEN_PATHS = {
+  evaluation: '/access/v1/evaluation',
+  evaluations: '/access/v1/evaluations',
+  metadata: '/.well-known/authzen-configuration',
+} as const;
+
+/** What the caller supplied that the audit event leaves out. */
+function redactedPaths(req: AccessEvaluationRequest): string[] {
+  const out: string[] = [];
+  if (req.subject.properties !== undefined) out.push('subject.properties');
+  if (req.resource.properties !== undefined) out.push('resource.properties');
+  const { delegation, ...rest } = req.context ?? {};
+  if (Object.keys(rest).length > 0) out.push('context');
+  const actors = (delegation as { actors?: Array<{ properties?: unknown }> } | undefined)?.actors;
+  if (Array.isArray(actors)) actors.forEach((a, i) => a?.properties !== undefined && out.push(`context.delegation.actors[${i}].properties`));
+  return out;
+}
+
+/** Engine failures that are not the caller's fault become `PolicyEngineError`; input errors stay as they are. */
+function engineFailure(err: unknown): MandateError {
+  if (isMandateError(err)) return err;
+  return new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: err instanceof Error ? err.message : String(err) });
+}
+
+/** Registers the AuthZEN routes. */
+export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  let approvalCache: { version: string; ids: ReadonlySet<string> } | undefined;
+  const approvalIds = (): ReadonlySet<string> => {
+    const info = ctx.engine.current();
+    if (!info) return new Set();
+    if (approvalCache?.version !== info.version) {
+      approvalCache = { version: info.version, ids: new Set(info.policies.filter((p) => p.annotations.approval === 'required').map((p) => p.id)) };
+    }
+    return approvalCache.ids;
+  };
+
+  const activeSchema = (): SchemaView => {
+    const set = ctx.engine.activeSet();
+    if (!set || !ctx.engine.current()) {
+      throw new PolicyNotLoadedError('no valid policy set is loaded; every request is refused until one is');
+    }
+    return set.schemaInfo;
+  };
+
+  /**
+   * Translates and decides one evaluation, filling `audit` with what was asked. Returns the decision and the
+   * pending commit of its audit event. Throws (input error, engine failure) without recording anything.
+   */
+  const decide = (req: AccessEvaluationRequest, schema: SchemaView, audit: RequestAuditContext): { decision: Decision; committed: Promise<void> } => {
+    audit.redacted = redactedPaths(req);
+    let areq: AuthorizationRequest;
+    try {
+      areq = toAuthorizationRequest(req, schema);
+      audit.subject = areq.principal;
+      audit.action = areq.action;
+      audit.resource = areq.resource;
+      audit.actors = areq.delegation?.actors ?? [];
+    } catch (err) {
+      ctx.metrics.observeDecision('error');
+      throw err;
+    }
+    let decision: Decision;
+    try {
+      decision = ctx.engine.decide(areq);
+    } catch (err) {
+      ctx.metrics.observeDecision('error');
+      throw engineFailure(err);
+    }
+    ctx.metrics.observeDecision(decision.decision, decision.durationMicros);
+    const committed = ctx.auditLog.record(decisionEvent(decision, audit, { clock: ctx.clock, ids: ctx.ids }));
+    // Observed here so that a rejection is never unhandled; callers await `committed` themselves.
+    committed.catch(() => undefined);
+    return { decision, committed };
+  };
+
+  /** Waits for audit commits; when any failed, the whole answer is withheld and the request refused with 503. */
+  const awaitCommits = async (request: FastifyRequest, commits: Promise<void>[]): Promise<void> => {
+    const state = stateOf(request);
+    const results = await Promise.allSettled(commits);
+    state.auditHandled = true;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) return;
+    ctx.metrics.countAuditRefused();
+    const reason: unknown = failed.reason;
+    throw isMandateError(reason) && reason.status === 503
+      ? reason
+      : new StoreUnavailableError('the audit log cannot record this decision, so it was refused; retry shortly', { cause: reason });
+  };
+
+  const toResponse = (decision: Decision) => toEvaluationResponse(decision, { isApprovalPolicy: (id) => approvalIds().has(id) });
+
+  const evaluateSingle = async (request: FastifyRequest, reply: FastifyReply, body: AccessEvaluationRequest, schema: SchemaView) => {
+    const { decision, committed } = decide(body, schema, stateOf(request));
+    await awaitCommits(request, [committed]);
+    return reply.header('cache-control', 'no-store').send(toResponse(decision));
+  };
+
+  const routeConfig = (endpoint: string) => ({ endpoint, scopes: ['evaluate'], auditRefusals: true, rateLimited: true });
+
+  app.post(AUTHZEN_PATHS.evaluation, { config: routeConfig('authzen.evaluation') }, async (request, reply) => {
+    const schema = activeSchema();
+    return evaluateSingle(request, reply, parseEvaluationRequest(request.body), schema);
+  });
+
+  app.post(AUTHZEN_PATHS.evaluations, { config: routeConfig('authzen.evaluations') }, async (request, reply) => {
+    const schema = activeSchema();
+    const body = parseEvaluationsRequest(request.body);
+    if (body.evaluations === undefined) {
+      // §7.1: without `evaluations` the request behaves as a single Access Evaluation request.
+      return evaluateSingle(request, reply, parseEvaluationRequest({ subject: body.subject, action: body.action, resource: body.resource, ...(body.context ? { context: body.context } : {}) }), schema);
+    }
+    const state = stateOf(request);
+    const items = expandEvaluations(body);
+    const commits: Promise<void>[] = [];
+    const refuse = (error: MandateError, audit: RequestAuditContext): AccessEvaluationResponse => {
+      const committed = ctx.auditLog.record(refusalEvent(error, audit, { clock: ctx.clock, ids: ctx.ids, policySetVersion: ctx.engine.current()?.version }));
+      committed.catch(() => undefined);
+      commits.push(committed);
+      return errorEvaluationResponse(error);
+    };
+    const evaluations = await runEvaluations(items, body.options?.evaluations_semantic ?? 'execute_all', async (item, index) => {
+      const audit: RequestAuditContext = { endpoint: state.endpoint, requestId: `${state.requestId}#${index}`, ...(state.traceId ? { traceId: state.traceId } : {}), ...(state.clientId ? { clientId: state.clientId } : {}) };
+      if (!('subject' in item)) {
+        ctx.metrics.observeDecision('error');
+        return refuse(item, audit);
+      }
+      try {
+        const { decision, committed } = decide(item, schema, audit);
+        commits.push(committed);
+        return toResponse(decision);
+      } catch (err) {
+        return refuse(engineFailure(err), audit);
+      }
+    });
+    await awaitCommits(request, commits);
+    return reply.header('cache-control', 'no-store').send({ evaluations });
+  });
+
+  app.get(AUTHZEN_PATHS.metadata, async (request, reply) => {
+    const base = ctx.publicUrl ?? `${request.protocol}://${request.host}`;
+    return reply.header('cache-control', 'public, max-age=300').send(authzenMetadata(base));
+  });
+}

@@ -1,0 +1,79 @@
+/**
+ * What the route modules share: the ports the server was given, its metrics and limiter, and the per-request
+ * state (who called, what they asked, whether the audit event was written).
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { NewAuditEvent } from '../audit/audit-event.ts';
+import type { CredentialHash, MandateConfig } from '../config/config-schema.ts';
+import type { Clock, IdGenerator } from '../core/ports.ts';
+import type { DecisionPoint } from '../policy/types.ts';
+import type { Store } from '../store/store.ts';
+import type { AuthenticatedClient } from './authenticate-client.ts';
+import type { RequestAuditContext } from './audit-events.ts';
+import type { SchemaView } from './authzen.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { TokenBucketLimiter } from './rate-limiter.ts';
+import type { PolicyReloader, ReloadOutcome, ReloadTrigger } from './reload-policies.ts';
+
+/** The policy engine as the server uses it (src/policy/policy-engine.ts `PolicyEngine` satisfies it). */
+export interface PolicyEnginePort extends DecisionPoint, PolicyReloader {
+  /** The active compiled set, for its schema (entity types, actions); undefined when none is loaded. */
+  activeSet(): { schemaInfo: SchemaView } | undefined;
+}
+
+/** The decision log as the server uses it (src/audit/decision-log.ts `DecisionLog` satisfies it). */
+export interface AuditRecorder {
+  /** Group-committed; resolves once durable, rejects when the log refuses (the request must then be refused). */
+  record(event: NewAuditEvent): Promise<void>;
+  /** One event in its own transaction, for rare events (policy reloads). */
+  appendNow(event: NewAuditEvent): Promise<void>;
+}
+
+/** A configured AuthZEN credential; absent `scopes` means `['evaluate']`. */
+export type ServerCredential = CredentialHash;
+
+/** The configuration sections the server reads. */
+export type ServerConfig = Pick<MandateConfig, 'server' | 'rateLimit' | 'policy' | 'authzen'>;
+
+/** Everything route modules need. */
+export interface ServerContext {
+  config: ServerConfig;
+  engine: PolicyEnginePort;
+  store: Pick<Store, 'ping'>;
+  auditLog: AuditRecorder;
+  logger: Logger;
+  clock: Clock;
+  ids: IdGenerator | undefined;
+  metrics: ServerMetrics;
+  limiter: TokenBucketLimiter;
+  publicUrl: string | undefined;
+  reloadPolicies(trigger: ReloadTrigger): Promise<ReloadOutcome>;
+}
+
+/** Per-request state, on `request.mandate`. */
+export interface RequestState extends RequestAuditContext {
+  client?: AuthenticatedClient;
+  /** Set when the request's own audit event was already written (or failed): no refusal event is added. */
+  auditHandled?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Mandate's per-request state; set by the first onRequest hook. */
+    mandate: RequestState;
+  }
+  interface FastifyContextConfig {
+    /** Audit name of the endpoint, e.g. `authzen.evaluation`. */
+    endpoint?: string;
+    /** Scopes of which the caller needs one; a route with this set requires authentication. */
+    scopes?: readonly string[];
+    /** Whether the per-client rate limit applies (a batch costs one token per evaluation). */
+    rateLimited?: boolean;
+  }
+}
+
+/** Reads the per-request state (set on every request by the server's first hook). */
+export function stateOf(request: FastifyRequest): RequestState {
+  return request.mandate;
+}

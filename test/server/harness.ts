@@ -1,0 +1,161 @@
+/**
+ * Test harness for HTTP scenarios: a real server on 127.0.0.1 (port 0), a real SQLite store in a temp
+ * directory, a real decision log, a real policy directory, and credentials built fresh for each run (no
+ * secret literals). Logs are captured in memory so that tests can assert what reached them.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DecisionLog } from '../../src/audit/decision-log.ts';
+import type { AuditEvent } from '../../src/audit/audit-event.ts';
+import { generateCredentialSecret, hashCredential } from '../../src/config/credentials.ts';
+import { MandateConfigSchema, type MandateConfig } from '../../src/config/config-schema.ts';
+import { PolicyEngine } from '../../src/policy/policy-engine.ts';
+import type { AuthorizationRequest } from '../../src/policy/types.ts';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
+import { createServer, type MandateServer } from '../../src/server/create-server.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { writePolicyDir } from '../fixtures/policy-dir.ts';
+
+/** The policies most scenarios use (same world as src/policy/policy-engine.test.ts). */
+export const POLICIES: Record<string, string> = {
+  'users.cedar': `
+@id("sales-read-internal")
+permit(principal in Group::"sales", action == Action::"read", resource is Dataset)
+when { resource.sensitivityLevel <= 1 };
+
+@id("alice-update-crm")
+permit(principal == User::"alice", action == Action::"call", resource == Tool::"crm.update");
+`,
+  'agents.cedar': `
+@id("agents-read-internal")
+permit(principal is Agent, action == Action::"read", resource is Dataset)
+when { resource.sensitivityLevel <= 1 };
+
+@id("autonomous-call-with-approval")
+@approval("required")
+permit(principal is Agent, action == Action::"call", resource is Tool)
+when { principal.mode == "autonomous" };
+`,
+  'guards.cedar': `
+@id("restricted-never-to-agents")
+forbid(principal, action, resource is Dataset)
+when { context.delegation.depth > 0 && resource.sensitivityLevel >= 3 };
+`,
+};
+
+/** Options of {@link startServer}. */
+export interface HarnessOptions {
+  /** Policy files; default {@link POLICIES}. */
+  policies?: Record<string, string>;
+  /** Do not load the policy directory at start (the server then has no valid set). */
+  noPolicy?: boolean;
+  /** Overrides of the configuration (merged over the defaults, section by section). */
+  config?: { server?: Partial<MandateConfig['server']>; rateLimit?: Partial<MandateConfig['rateLimit']> };
+  /** Replaces the engine (e.g. one whose decide throws). */
+  engine?: PolicyEngine;
+  /** Decision log tuning. */
+  maxPending?: number;
+  clock?: { now(): number };
+}
+
+/** A running server with everything around it. */
+export interface Harness {
+  url: string;
+  server: MandateServer;
+  engine: PolicyEngine;
+  store: SqliteStore;
+  decisionLog: DecisionLog;
+  policyDir: { dir: string; write(path: string, text: string): Promise<void> };
+  /** Secrets of the configured credentials: `evaluate` (scope evaluate), `admin` (policy:reload), `reader` (policy:read). */
+  secrets: { evaluate: string; admin: string; reader: string };
+  /** Every captured log line, as text. */
+  logs: string[];
+  /** How many times `engine.decide` ran. */
+  decideCalls(): number;
+  /** Audit events in the store, in order. */
+  events(): Promise<AuditEvent[]>;
+  /** POSTs JSON (or raw text) with a bearer credential. */
+  post(path: string, body: unknown, options?: { secret?: string | null; headers?: Record<string, string>; raw?: string }): Promise<Response>;
+  get(path: string, options?: { secret?: string | null; headers?: Record<string, string> }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Starts a server for one test. */
+export async function startServer(options: HarnessOptions = {}): Promise<Harness> {
+  const fx = await writePolicyDir(options.policies ?? POLICIES);
+  const dataDir = await mkdtemp(join(tmpdir(), 'mandate-server-test-'));
+  const store = await openSqliteStore({ dataDir });
+  const decisionLog = new DecisionLog(store.audit, { maxDelayMs: 1, ...(options.maxPending ? { maxPending: options.maxPending } : {}) });
+  const engine = options.engine ?? new PolicyEngine(options.clock ? { clock: options.clock } : {});
+  if (!options.noPolicy) await engine.loadDirectory(fx.dir);
+
+  let calls = 0;
+  const decide = engine.decide.bind(engine);
+  engine.decide = (request: AuthorizationRequest) => {
+    calls++;
+    return decide(request);
+  };
+
+  const secrets = { evaluate: generateCredentialSecret(), admin: generateCredentialSecret(), reader: generateCredentialSecret() };
+  const config = MandateConfigSchema.parse({
+    server: { port: 1, ...options.config?.server },
+    rateLimit: { ...options.config?.rateLimit },
+    policy: { dir: fx.dir, watch: false },
+    authzen: {
+      credentials: [
+        { id: 'pep-1', hash: hashCredential(secrets.evaluate) },
+        { id: 'ops-admin', hash: hashCredential(secrets.admin), scopes: ['policy:reload'] },
+        { id: 'ops-reader', hash: hashCredential(secrets.reader), scopes: ['policy:read'] },
+      ],
+    },
+  });
+
+  const logs: string[] = [];
+  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } });
+  const server = await createServer({ config, engine, store, decisionLog, logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+
+  const headersFor = (secret: string | null | undefined, extra: Record<string, string> = {}) => ({
+    ...(secret === null ? {} : { authorization: `Bearer ${secret ?? secrets.evaluate}` }),
+    ...extra,
+  });
+
+  return {
+    url,
+    server,
+    engine,
+    store,
+    decisionLog,
+    policyDir: fx,
+    secrets,
+    logs,
+    decideCalls: () => calls,
+    events: () => store.audit.list({ limit: 10_000 }),
+    post: (path, body, o = {}) =>
+      fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headersFor(o.secret, o.headers) },
+        body: o.raw ?? JSON.stringify(body),
+      }),
+    get: (path, o = {}) => fetch(`${url}${path}`, { headers: headersFor(o.secret, o.headers) }),
+    async close() {
+      await server.close();
+      await decisionLog.close().catch(() => undefined);
+      await store.close();
+      await fx.cleanup();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An AuthZEN evaluation body. */
+export function evaluation(subject: string, action: string, resource: [string, string], actors: string[] = [], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    subject: { type: 'user', id: subject },
+    action: { name: action },
+    resource: { type: resource[0], id: resource[1] },
+    ...(actors.length > 0 ? { context: { delegation: { actors: actors.map((id) => ({ type: 'agent', id })) } } } : {}),
+    ...extra,
+  };
+}
