@@ -83,16 +83,19 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
     for (const v of validation.validationWarnings) warnings.push(rename(toDiagnostic(v.error, file, 'warning'), v.policyId));
     for (const w of validation.otherWarnings) warnings.push(toDiagnostic(w, file, 'warning'));
 
-    let cursor = 0;
+    // policySetTextToParts does not return policies in source order, so each is looked up from the start
+    // of the file (skipping offsets already taken by an identical policy text).
+    const taken = new Set<number>();
     parts.policies.forEach((text, index) => {
       const json = cedar.policyToJson(text);
       if (json.type === 'failure') {
         errors.push(...json.errors.map((e) => toDiagnostic(e, file, 'error')));
         return;
       }
-      const found = file.text.indexOf(text, cursor);
-      const at = found >= 0 ? found : cursor;
-      if (found >= 0) cursor = found + text.length;
+      let found = file.text.indexOf(text);
+      while (found >= 0 && taken.has(found)) found = file.text.indexOf(text, found + 1);
+      if (found >= 0) taken.add(found);
+      const at = Math.max(found, 0);
       const line = charIndexToLine(file.text, at);
       const annotations = json.json.annotations ?? {};
       const id = annotations[ID_ANNOTATION] ?? `${file.path}:${index}`;
