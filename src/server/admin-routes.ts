@@ -17,7 +17,7 @@ export const ADMIN_PATHS = {
 
 /** Registers the admin routes. */
 export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post(ADMIN_PATHS.reload, { config: { endpoint: 'admin.policies.reload', scopes: ['policy:reload'], auditRefusals: true } }, async (request, reply) => {
+  app.post(ADMIN_PATHS.reload, { config: { endpoint: 'admin.policies.reload', scopes: ['policy:reload'], auditRefusals: true, allowEmptyBody: true } }, async (request, reply) => {
     const state = stateOf(request);
     const outcome = await ctx.reloadPolicies({
       source: 'admin-api',

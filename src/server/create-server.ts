@@ -135,9 +135,12 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   // JSON only, parsed defensively (depth before parse, stable errors, no prototype pollution). Every other
   // media type is refused with 415 by fastify's missing-parser error, mapped in the error handler.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string, limits.maxJsonDepth));
+      const text = body as string;
+      // Commands without parameters (reload) accept an empty body even when a client labels it JSON.
+      if (text === '' && request.routeOptions.config.allowEmptyBody === true) return done(null, undefined);
+      done(null, parseJsonBody(text, limits.maxJsonDepth));
     } catch (err) {
       done(err as Error, undefined);
     }

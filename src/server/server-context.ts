@@ -70,6 +70,8 @@ declare module 'fastify' {
     scopes?: readonly string[];
     /** Whether the per-client rate limit applies (a batch costs one token per evaluation). */
     rateLimited?: boolean;
+    /** Whether an empty body labelled `application/json` is accepted (as no body) rather than refused. */
+    allowEmptyBody?: boolean;
   }
 }
 

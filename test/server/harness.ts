@@ -159,3 +159,34 @@ export function evaluation(subject: string, action: string, resource: [string, s
     ...extra,
   };
 }
+
+/** Problem document fields every error body has, and nothing that looks like a stack trace or a source path. */
+export async function expectProblem(res: Response, status: number, code: string, detail?: RegExp): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  const where = `${status} ${code} ← ${text}`;
+  if (res.status !== status) throw new Error(`expected status ${status}, got ${res.status}: ${text}`);
+  if (!res.headers.get('content-type')?.startsWith('application/problem+json')) throw new Error(`not problem+json: ${where}`);
+  const body = JSON.parse(text) as Record<string, unknown>;
+  const problems: string[] = [];
+  if (body.code !== code) problems.push(`code ${String(body.code)}`);
+  if (body.status !== status) problems.push(`status ${String(body.status)}`);
+  if (body.type !== `urn:mandate:error:${code}`) problems.push(`type ${String(body.type)}`);
+  if (typeof body.title !== 'string' || typeof body.detail !== 'string') problems.push('title/detail missing');
+  if (detail && !detail.test(String(body.detail))) problems.push(`detail does not match ${detail}`);
+  // No stack frames, source paths or engine internals reach the client.
+  if (/\n\s+at |\bat .*:\d+:\d+|\.ts\b|node_modules|Error:/.test(text)) problems.push('looks like a stack trace');
+  if (problems.length > 0) throw new Error(`${problems.join('; ')}: ${where}`);
+  return body;
+}
+
+/** Reads one sample of a Prometheus text exposition, or undefined. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[3] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v) && Object.keys(got).length === Object.keys(labels).length) return Number(m[4]);
+  }
+  return undefined;
+}
