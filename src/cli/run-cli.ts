@@ -61,6 +61,7 @@ export const COMMANDS: GroupEntry = {
         test: command('Run the *.test.yaml cases of a policy directory', async () => (await import('./policy-test-command.ts')).policyTestCommand),
         fmt: command('Format .cedar files (without losing comments)', async () => (await import('./policy-fmt-command.ts')).policyFmtCommand),
         eval: command('Decide one request and explain the decision', async () => (await import('./policy-eval-command.ts')).policyEvalCommand),
+        analyze: command('Access matrix, diff against another set, lint for over-broad permits', async () => (await import('./policy-analyze-command.ts')).policyAnalyzeCommand),
       },
     },
   },
