@@ -146,6 +146,15 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
     }
   });
 
+  const takeTokens = (clientId: string, cost: number) => {
+    const verdict = limiter.take(clientId, cost);
+    if (!verdict.allowed) {
+      throw new RateLimitedError(`too many decision requests from this client; retry after ${verdict.retryAfterSeconds} s`, {
+        extra: { retryAfterSeconds: verdict.retryAfterSeconds },
+      });
+    }
+  };
+
   app.decorateRequest('mandate', null as never);
   app.addHook('onRequest', async (request) => {
     const traceId = traceIdOf(request);
@@ -163,18 +172,16 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
     state.client = client;
     state.clientId = client.id;
     requireScope(client, scopes);
+    // One token before the body is read, so that a flood of malformed bodies is limited too.
+    if (request.routeOptions.config.rateLimited === true) takeTokens(client.id, 1);
   });
 
+  // A batch costs one token per evaluation: the rest of its cost is taken once the body is parsed.
   app.addHook('preHandler', async (request) => {
     if (request.routeOptions.config.rateLimited !== true) return;
     const clientId = stateOf(request).clientId;
-    if (clientId === undefined) return;
-    const verdict = limiter.take(clientId, Math.min(costOf(request.body), config.rateLimit.burst));
-    if (!verdict.allowed) {
-      throw new RateLimitedError(`too many decision requests from this client; retry after ${verdict.retryAfterSeconds} s`, {
-        extra: { retryAfterSeconds: verdict.retryAfterSeconds },
-      });
-    }
+    const extra = Math.min(costOf(request.body), config.rateLimit.burst) - 1;
+    if (clientId !== undefined && extra > 0) takeTokens(clientId, extra);
   });
 
   app.addHook('onSend', async (request, reply) => {

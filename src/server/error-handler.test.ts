@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InternalError, MethodNotAllowedError, PolicySetInvalidError, RateLimitedError, UnauthenticatedError, UnsupportedMediaTypeError, PayloadTooLargeError, MalformedJsonError } from '../core/errors.ts';
-import { PROBLEM_JSON, renderError, toMandateError } from './error-handler.ts';
+import type { FastifyBaseLogger } from 'fastify';
+import { createErrorHandler, PROBLEM_JSON, renderError, toMandateError } from './error-handler.ts';
+import { createLogger } from './logger.ts';
 
 test('a MandateError renders as RFC 9457 problem+json with its code and client-safe extra fields', () => {
   const err = new PolicySetInvalidError('the policy set is invalid', { detail: 'private', extra: { diagnostics: [{ message: 'x' }], status: 999, code: 'HIJACK' } });
@@ -42,4 +44,45 @@ test('framework errors map to stable codes', () => {
   assert.ok(toMandateError(fst('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415)) instanceof UnsupportedMediaTypeError);
   assert.ok(toMandateError(fst('FST_ERR_CTP_INVALID_JSON_BODY', 400)) instanceof MalformedJsonError);
   assert.equal(toMandateError(fst('SOMETHING_ELSE', 400)).code, 'ERR_INVALID_REQUEST');
+});
+
+test('the handler renders per route: problem+json by default, OAuth JSON where the route asks; unknown errors are logged, not shown', async () => {
+  const { fastify } = await import('fastify');
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(l) } });
+  const app = fastify({ loggerInstance: logger as FastifyBaseLogger });
+  app.setErrorHandler(createErrorHandler());
+  app.get('/problem', async () => {
+    throw new UnauthenticatedError('no credential');
+  });
+  app.post('/token', { config: { errorFormat: 'oauth' } }, async () => {
+    throw new UnauthenticatedError('client authentication failed');
+  });
+  app.get('/bug', async () => {
+    throw new TypeError("Cannot read properties of undefined (reading 'secretKey')");
+  });
+  try {
+    const problem = await app.inject({ method: 'GET', url: '/problem' });
+    assert.equal(problem.statusCode, 401);
+    assert.equal(problem.headers['content-type'], PROBLEM_JSON);
+    assert.equal(problem.json().code, 'ERR_UNAUTHENTICATED');
+    assert.match(String(problem.headers['www-authenticate']), /^Bearer realm="mandate"/);
+
+    const oauth = await app.inject({ method: 'POST', url: '/token' });
+    assert.equal(oauth.statusCode, 401);
+    assert.match(String(oauth.headers['content-type']), /^application\/json/);
+    assert.deepEqual(oauth.json(), { error: 'invalid_client', error_description: 'client authentication failed' });
+    assert.match(String(oauth.headers['www-authenticate']), /^Bearer realm="mandate"/);
+
+    const bug = await app.inject({ method: 'GET', url: '/bug' });
+    assert.equal(bug.statusCode, 500);
+    assert.deepEqual(Object.keys(bug.json()).sort(), ['code', 'detail', 'status', 'title', 'type']);
+    assert.equal(bug.json().code, 'ERR_INTERNAL');
+    assert.equal(bug.body.includes('secretKey'), false);
+    assert.equal(bug.body.includes('TypeError'), false);
+    // Operators get the whole story in the log.
+    assert.match(lines.join(''), /secretKey/);
+  } finally {
+    await app.close();
+  }
 });

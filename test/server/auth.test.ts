@@ -72,15 +72,18 @@ test('per-client rate limit: 429 ERR_RATE_LIMITED with Retry-After; other client
     assert.equal(limited.headers.get('retry-after'), '1');
     await expectProblem(limited, 429, 'ERR_RATE_LIMITED', /retry after 1 s/);
     assert.equal(h.decideCalls(), 3);
-    // A batch costs one token per evaluation.
+    // Malformed bodies are limited too: the first token is taken before the body is read.
+    await expectProblem(await h.post('/access/v1/evaluation', null, { raw: '{' }), 429, 'ERR_RATE_LIMITED');
+    // A batch costs one token per evaluation: two tokens do not buy three evaluations.
     clock.advance(2000);
     const big = await h.post('/access/v1/evaluations', { ...body, evaluations: [{}, {}, {}] });
     assert.equal(big.headers.get('retry-after'), '1');
     await expectProblem(big, 429, 'ERR_RATE_LIMITED');
-    clock.advance(1000);
+    clock.advance(3000);
     assert.equal((await h.post('/access/v1/evaluations', { ...body, evaluations: [{}, {}, {}] })).status, 200);
+    assert.equal(h.decideCalls(), 6);
     const events = await h.events();
-    assert.deepEqual(events.filter((e) => (e.data as { code?: string }).code === 'ERR_RATE_LIMITED').length, 2);
+    assert.deepEqual(events.filter((e) => (e.data as { code?: string }).code === 'ERR_RATE_LIMITED').length, 3);
   } finally {
     await h.close();
   }
