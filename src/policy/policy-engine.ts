@@ -124,45 +124,28 @@ export class PolicyEngine implements DecisionPoint, PolicySetStatus {
       maxRequestEntities: this.#maxRequestEntities,
     });
   }
+}
 
-  /**
-   * Watches `dir` and reloads on change (debounced). `onReload` sees each result, so the caller can log and
-   * audit refusals. Returns a function that stops watching.
-   */
-  watchDirectory(dir: string, onReload: (result: LoadResult) => void, debounceMs = 200): () => void {
-    let timer: NodeJS.Timeout | undefined;
-    let running = false;
-    let again = false;
-    const run = async () => {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      try {
-        onReload(await this.reload(dir));
-      } finally {
-        running = false;
-        if (again) {
-          again = false;
-          void run();
-        }
-      }
-    };
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(dir, { recursive: true, persistent: false }, () => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => void run(), debounceMs);
-      });
-      watcher.on('error', () => undefined);
-    } catch {
-      // Some file systems cannot be watched; SIGHUP and the admin API still reload.
-      watcher = undefined;
-    }
-    return () => {
+/**
+ * Watches a policy directory and calls `onChange` once a burst of file events has settled (debounced).
+ * The caller reloads through its own path, so that every reload is counted and audited the same way.
+ * Returns a function that stops watching; on a file system that cannot be watched it does nothing
+ * (SIGHUP and the admin API still reload).
+ */
+export function watchPolicyDirectory(dir: string, onChange: () => void, debounceMs = 200): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dir, { recursive: true, persistent: false }, () => {
       if (timer) clearTimeout(timer);
-      watcher?.close();
-    };
+      timer = setTimeout(onChange, debounceMs);
+    });
+    watcher.on('error', () => undefined);
+  } catch {
+    watcher = undefined;
   }
+  return () => {
+    if (timer) clearTimeout(timer);
+    watcher?.close();
+  };
 }
