@@ -69,6 +69,7 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
   const activeSchema = (): SchemaView => {
     const set = ctx.engine.activeSet();
     if (!set || !ctx.engine.current()) {
+      ctx.metrics.observeDecision('error');
       throw new PolicyNotLoadedError('no valid policy set is loaded; every request is refused until one is');
     }
     return set.schemaInfo;

@@ -16,8 +16,15 @@ export {
   type RenderedError,
 } from './error-handler.ts';
 export {
+  AccessEvaluationRequestV1,
+  AccessEvaluationsRequestV1,
+  APPROVAL_HOW,
   authzenMetadata,
+  errorEvaluationResponse,
+  EvaluationsSemanticV1,
   expandEvaluations,
+  MAX_EVALUATIONS,
+  resolveEntityType,
   parseEvaluationRequest,
   parseEvaluationsRequest,
   runEvaluations,
@@ -27,7 +34,9 @@ export {
   type AccessEvaluationResponse,
   type AccessEvaluationsRequest,
   type AuthzenMetadata,
+  type DecisionContext,
   type EvaluationsSemantic,
+  type SchemaView,
 } from './authzen.ts';
 export { authenticateBearer, CLIENT_SCOPES, DEFAULT_SCOPES, type AuthenticatedClient, type ClientScope, type CredentialEntry } from './authenticate-client.ts';
 export { TokenBucketLimiter, type RateLimitResult, type RateLimitSettings } from './rate-limiter.ts';

@@ -52,6 +52,9 @@ test('/readyz is 503 naming the policy check when no valid set is loaded; decisi
     assert.equal(decision.status, 503);
     assert.equal(((await decision.json()) as { code: string }).code, 'ERR_POLICY_NOT_LOADED');
     assert.equal(h.decideCalls(), 0);
+    const metrics = await (await h.get('/metrics', { secret: null })).text();
+    assert.equal(metricValue(metrics, 'mandate_decisions_total', { outcome: 'error' }), 1);
+    assert.equal(metrics.includes('mandate_policy_set_info{'), false);
   } finally {
     await h.close();
   }
