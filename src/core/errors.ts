@@ -73,6 +73,20 @@ export class PayloadTooLargeError extends InvalidRequestError {
   override readonly status: number = 413;
 }
 
+/** The request's header section exceeds the configured size limit. @see RFC 6585 §5 */
+export class HeadersTooLargeError extends InvalidRequestError {
+  static override readonly code: string = 'ERR_HEADERS_TOO_LARGE';
+  override readonly code: string = 'ERR_HEADERS_TOO_LARGE';
+  override readonly status: number = 431;
+}
+
+/** The client did not send a complete request in time. @see RFC 9110 §15.5.9 */
+export class RequestTimeoutError extends InvalidRequestError {
+  static override readonly code: string = 'ERR_REQUEST_TIMEOUT';
+  override readonly code: string = 'ERR_REQUEST_TIMEOUT';
+  override readonly status: number = 408;
+}
+
 /** The request uses a media type the endpoint does not accept. */
 export class UnsupportedMediaTypeError extends InvalidRequestError {
   static override readonly code: string = 'ERR_UNSUPPORTED_MEDIA_TYPE';
@@ -118,13 +132,21 @@ export class UnauthenticatedError extends MandateError {
   override readonly oauthError: string = 'invalid_client';
   /** Auth scheme named in the challenge. */
   readonly scheme: string;
+  /** True when the request carried no credential at all. */
+  readonly credentialMissing: boolean;
 
-  constructor(description: string, options: MandateErrorOptions & { scheme?: string } = {}) {
+  constructor(description: string, options: MandateErrorOptions & { scheme?: string; credentialMissing?: boolean } = {}) {
     super(description, options);
     this.scheme = options.scheme ?? 'Bearer';
+    this.credentialMissing = options.credentialMissing ?? false;
   }
 
+  /**
+   * The challenge. A request without any credential gets no error code.
+   * @see RFC 6750 §3.1 ("If the request lacks any authentication information ... SHOULD NOT include an error code")
+   */
   override wwwAuthenticate(): string {
+    if (this.credentialMissing) return `${this.scheme} realm="mandate"`;
     return `${this.scheme} realm="mandate", error="invalid_token", error_description="${this.description.replace(/["\\]/g, '')}"`;
   }
 }

@@ -46,7 +46,7 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
  */
 export function authenticateBearer(header: string | undefined, credentials: readonly CredentialEntry[]): AuthenticatedClient {
   if (header === undefined || header === '') {
-    throw new UnauthenticatedError('authentication is required: send Authorization: Bearer <credential>');
+    throw new UnauthenticatedError('authentication is required: send Authorization: Bearer <credential>', { credentialMissing: true });
   }
   const secret = BEARER.exec(header)?.[1];
   if (secret === undefined) {

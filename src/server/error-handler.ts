@@ -19,8 +19,10 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import {
+  HeadersTooLargeError,
   InternalError,
   InvalidRequestError,
+  RequestTimeoutError,
   isMandateError,
   MalformedJsonError,
   type MandateError,
@@ -39,23 +41,6 @@ declare module 'fastify' {
     /** Whether a refusal on this route must be written to the audit log before the response goes out. */
     auditRefusals?: boolean;
   }
-}
-
-/**
- * Request header fields too large (RFC 6585 §5). Raised by the HTTP parser before any route runs.
- * Defined here because only the socket-level handler below can see it.
- */
-export class HeadersTooLargeError extends InvalidRequestError {
-  static override readonly code: string = 'ERR_HEADERS_TOO_LARGE';
-  override readonly code: string = 'ERR_HEADERS_TOO_LARGE';
-  override readonly status: number = 431;
-}
-
-/** The client did not send a complete request in time (RFC 9110 §15.5.9). */
-export class RequestTimeoutError extends InvalidRequestError {
-  static override readonly code: string = 'ERR_REQUEST_TIMEOUT';
-  override readonly code: string = 'ERR_REQUEST_TIMEOUT';
-  override readonly status: number = 408;
 }
 
 /** Short, stable titles per code (RFC 9457 §3.1.3: the title does not change from occurrence to occurrence). */

@@ -6,11 +6,9 @@ export { createMetrics, DECISION_DURATION_BUCKETS_SECONDS, type MetricOutcome, t
 export {
   createClientErrorHandler,
   createErrorHandler,
-  HeadersTooLargeError,
   PROBLEM_JSON,
   problemType,
   renderError,
-  RequestTimeoutError,
   toMandateError,
   type ErrorFormat,
   type RenderedError,

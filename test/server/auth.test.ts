@@ -22,7 +22,9 @@ test('missing, malformed and wrong credentials → 401 with a Bearer challenge; 
     ];
     for (const [name, headers, detail] of cases) {
       const res = await fetch(`${h.url}/access/v1/evaluation`, { method: 'POST', headers: { 'content-type': 'application/json', ...(headers ?? {}) }, body: JSON.stringify(body) });
-      assert.match(res.headers.get('www-authenticate') ?? '', CHALLENGE, name);
+      // RFC 6750 §3.1: a request with no authentication information gets a challenge without an error code.
+      if (headers === null) assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mandate"', name);
+      else assert.match(res.headers.get('www-authenticate') ?? '', CHALLENGE, name);
       await expectProblem(res, 401, 'ERR_UNAUTHENTICATED', detail);
     }
     // The batch endpoint and the admin API refuse the same way.
