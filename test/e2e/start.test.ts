@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { writePolicyDir } from '../fixtures/policy-dir.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -99,6 +100,19 @@ test('mandate demo: binds 127.0.0.1, prints curl lines that work, audits, stops 
 
     demo.child.kill('SIGTERM');
     assert.equal(await demo.exited, 0);
+
+    // Every decision and refusal was committed to the audit log in the demo's SQLite store.
+    const db = new Database(join(dataDir, 'mandate.db'), { readonly: true });
+    try {
+      const rows = db.prepare('SELECT type, outcome FROM audit_events ORDER BY seq').all() as Array<{ type: string; outcome: string }>;
+      assert.deepEqual(rows.filter((r) => r.type === 'decision').map((r) => r.outcome), ['allow', 'deny', 'approval_required']);
+      assert.ok(rows.some((r) => r.type === 'auth.failure'));
+      assert.ok(rows.some((r) => r.type === 'policy.load'));
+      const all = JSON.stringify(db.prepare('SELECT * FROM audit_events').all());
+      assert.ok(!all.includes(secret), 'the credential never reaches the audit log');
+    } finally {
+      db.close();
+    }
   } finally {
     demo.child.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
