@@ -210,7 +210,15 @@ function evaluate(p: Prepared, principal: EntityRef, action: string, resource: E
   }
   const satisfiedPermits = r.satisfied.filter((id) => byId(id)?.effect === 'permit');
   const satisfiedForbids = r.satisfied.filter((id) => byId(id)?.effect === 'forbid');
-  const residuals: ResidualTerm[] = r.nontrivialResiduals.map((id) => {
+  const satisfiedApproval = r.satisfied.some((id) => p.approvals.has(id) && byId(id)?.effect === 'permit');
+  // Once a permit holds, another permit's condition no longer decides anything, except that an approval
+  // permit that may also hold can still turn the allow into approval_required.
+  const relevant = r.nontrivialResiduals.filter((id) => {
+    const pol = byId(id);
+    if (pol?.effect !== 'permit' || r.satisfied.every((s) => byId(s)?.effect !== 'permit')) return true;
+    return p.approvals.has(id) && !satisfiedApproval;
+  });
+  const residuals: ResidualTerm[] = relevant.map((id) => {
     const pol = byId(id) as LoadedPolicy;
     return {
       principal,

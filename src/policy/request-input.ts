@@ -7,18 +7,23 @@ import { z } from 'zod';
 import type { EntityRef } from '../core/decision.ts';
 import { parseEntityRef } from './parse-entity-ref.ts';
 
-/** An entity reference: `{ type, id }` or `Type::"id"`. */
-export const EntityRefInput = z.union([
-  z.object({ type: z.string().min(1), id: z.string() }).strict(),
-  z.string().transform((s, ctx): EntityRef => {
+/** An entity reference: `{ type, id }` or `Type::"id"`. One schema (not a union) so that errors say what is wrong. */
+export const EntityRefInput = z.unknown().transform((value, ctx): EntityRef => {
+  if (typeof value === 'string') {
     try {
-      return parseEntityRef(s);
+      return parseEntityRef(value);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
       return z.NEVER;
     }
-  }),
-]);
+  }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const { type, id, ...rest } = value as Record<string, unknown>;
+    if (typeof type === 'string' && type.length > 0 && typeof id === 'string' && Object.keys(rest).length === 0) return { type, id };
+  }
+  ctx.addIssue({ code: 'custom', message: 'expected an entity reference: { type: User, id: alice } or User::"alice"' });
+  return z.NEVER;
+});
 
 /** An entity in Cedar's JSON entity format; `attrs` and `parents` default to empty. */
 export const EntityJsonInput = z

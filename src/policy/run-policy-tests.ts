@@ -139,14 +139,18 @@ export function parsePolicyTestFile(source: PolicySourceFile): { ok: true; parse
   };
   const result = TestFileInput.safeParse(raw ?? {});
   if (!result.success) {
-    const issue = result.error.issues[0];
+    // An unknown key is usually a typo (`expected:`) and explains the missing key next to it: report it first.
+    const issues = [...result.error.issues].sort((a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'));
+    const issue = issues[0];
     const path = issue?.path ?? [];
     const caseIndex = path[0] === 'tests' && typeof path[1] === 'number' ? path[1] : undefined;
     const caseName = caseIndex === undefined ? undefined : (raw as { tests?: Array<{ name?: unknown }> }).tests?.[caseIndex]?.name;
     const where = caseIndex === undefined ? '' : `case #${caseIndex + 1}${typeof caseName === 'string' ? ` ${JSON.stringify(caseName)}` : ''}: `;
-    const field = path.length > 0 ? `${formatPath(path)}: ` : '';
-    const extra = result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more problem${result.error.issues.length === 2 ? '' : 's'})` : '';
-    return { ok: false, error: { file: source.path, ...lineOf(path), message: `${where}${field}${issue?.message ?? 'invalid test file'}${extra}` } };
+    const describe = (i: (typeof issues)[number]) => `${i.path.length > 0 ? `${formatPath(i.path)}: ` : ''}${i.message}`;
+    const second = issues[1];
+    const more = issues.length > 2 ? ` (and ${issues.length - 2} more problem${issues.length === 3 ? '' : 's'})` : '';
+    const message = `${where}${issue ? describe(issue) : 'invalid test file'}${second ? `; ${describe(second)}` : ''}${more}`;
+    return { ok: false, error: { file: source.path, ...lineOf(path), message } };
   }
   const names = new Map<string, number>();
   for (const [i, c] of result.data.tests.entries()) {
