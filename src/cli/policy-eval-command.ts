@@ -155,12 +155,14 @@ export function formatDecision(request: AuthorizationRequest, d: Decision): stri
   const via = actors.length > 0 ? ` via ${actors.map(formatEntityRef).join(' → ')}` : '';
   const lines = [`${d.decision.toUpperCase()}: ${request.action} ${formatEntityRef(request.resource)} for ${formatEntityRef(request.principal)}${via}`];
   const width = Math.max(0, ...d.principals.map((p) => formatEntityRef(p.principal).length));
+  const outcomeOf = (p: Decision['principals'][number]) => (p.decision === 'allow' && p.approvalRequired ? 'allow (approval required)' : p.decision);
+  const outcomeWidth = Math.max(5, ...d.principals.map((p) => outcomeOf(p).length));
   for (const p of d.principals) {
     const who = formatEntityRef(p.principal).padEnd(width);
-    const outcome = p.decision === 'allow' && p.approvalRequired ? 'allow (approval required)' : p.decision;
+    const outcome = outcomeOf(p);
     const policies = p.determining.map((x) => `${x.effect} ${x.id}${x.source ? ` (${x.source})` : ''}`);
     const by = p.errors.length > 0 ? 'evaluation error' : policies.length > 0 ? policies.join(', ') : p.decision === 'deny' ? 'no policy permits this' : '';
-    lines.push(`  ${who}  ${outcome.padEnd(5)}  ${by}`);
+    lines.push(`  ${who}  ${outcome.padEnd(outcomeWidth)}  ${by}`.trimEnd());
   }
   if (d.errors.length > 0) {
     lines.push('errors:');

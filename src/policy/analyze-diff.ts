@@ -120,7 +120,7 @@ const VERBS: Readonly<Record<MatrixChangeKind, string>> = {
   'no-longer-allows': 'no longer allows',
   'now-conditional': 'now conditional:',
   'condition-changed': 'condition changed:',
-  'now-unconditional': 'now unconditionally allows',
+  'now-unconditional': 'no longer needs a condition:',
   'now-requires-approval': 'now requires approval for',
   'no-longer-requires-approval': 'no longer requires approval for',
 };

@@ -182,8 +182,10 @@ function evaluate(p: Prepared, principal: EntityRef, action: string, resource: E
     context[name] = name === 'delegation' ? delegation : unknownContextValue(name);
   }
   const seeds: EntityRef[] = [principal, resource];
+  // Every entity of the chain can be reached through context.delegation, so its data goes along.
   const user = (delegation.user as { __entity?: EntityRef } | undefined)?.__entity;
   if (user) seeds.push(user);
+  for (const a of (delegation.agents as Array<{ __entity: EntityRef }> | undefined) ?? []) seeds.push(a.__entity);
   const slice = entitySlice(seeds, (k) => set.entities.get(k), set.schemaInfo.entityTypes).map((e) => explicitRefs(e, set.schemaInfo.entityTypes));
   const staticPolicies: Record<string, PolicyJson> = {};
   for (const pol of applicable) staticPolicies[pol.id] = p.rewritten.get(pol.id) as PolicyJson;
