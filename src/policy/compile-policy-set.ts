@@ -77,7 +77,8 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
     };
     const rename = (d: PolicyDiagnostic, engineId: string): PolicyDiagnostic => {
       const id = idOf(engineId);
-      return { ...d, message: d.message.split(`\`${engineId}\``).join(`\`${id}\``), policyId: id };
+      const swap = (text: string) => text.split(`\`${engineId}\``).join(`\`${id}\``);
+      return { ...d, message: swap(d.message), ...(d.help ? { help: swap(d.help) } : {}), policyId: id };
     };
     for (const v of validation.validationErrors) errors.push(rename(toDiagnostic(v.error, file, 'error'), v.policyId));
     for (const v of validation.validationWarnings) warnings.push(rename(toDiagnostic(v.error, file, 'warning'), v.policyId));
