@@ -68,10 +68,23 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
       errors.push(...validation.errors.map((e) => toDiagnostic(e, file, 'error')));
       continue;
     }
-    // The validator names policies `policy<N>` by their index in the file; report Mandate's ids instead.
+    // policySetTextToParts does not return policies in source order, so each is located from the start of
+    // the file (skipping offsets already taken by an identical policy text) and the list is put back in source
+    // order. The parser names policies `policy<N>` by that order, and so do default ids (`file:N`).
+    const taken = new Set<number>();
+    const ordered = parts.policies
+      .map((text) => {
+        let found = file.text.indexOf(text);
+        while (found >= 0 && taken.has(found)) found = file.text.indexOf(text, found + 1);
+        if (found >= 0) taken.add(found);
+        return { text, at: found < 0 ? Number.MAX_SAFE_INTEGER : found };
+      })
+      .sort((a, b) => a.at - b.at);
+
+    // The validator names policies `policy<N>`; report Mandate's ids instead.
     const idOf = (engineId: string) => {
       const n = /^policy(\d+)$/.exec(engineId)?.[1];
-      const text = n === undefined ? undefined : parts.policies[Number(n)];
+      const text = n === undefined ? undefined : ordered[Number(n)]?.text;
       const annotated = text === undefined ? undefined : /@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(text)?.[1];
       return annotated ?? (n === undefined ? engineId : `${file.path}:${n}`);
     };
@@ -84,20 +97,13 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
     for (const v of validation.validationWarnings) warnings.push(rename(toDiagnostic(v.error, file, 'warning'), v.policyId));
     for (const w of validation.otherWarnings) warnings.push(toDiagnostic(w, file, 'warning'));
 
-    // policySetTextToParts does not return policies in source order, so each is looked up from the start
-    // of the file (skipping offsets already taken by an identical policy text).
-    const taken = new Set<number>();
-    parts.policies.forEach((text, index) => {
+    ordered.forEach(({ text, at: offset }, index) => {
       const json = cedar.policyToJson(text);
       if (json.type === 'failure') {
         errors.push(...json.errors.map((e) => toDiagnostic(e, file, 'error')));
         return;
       }
-      let found = file.text.indexOf(text);
-      while (found >= 0 && taken.has(found)) found = file.text.indexOf(text, found + 1);
-      if (found >= 0) taken.add(found);
-      const at = Math.max(found, 0);
-      const line = charIndexToLine(file.text, at);
+      const line = offset === Number.MAX_SAFE_INTEGER ? 1 : charIndexToLine(file.text, offset);
       const annotations = json.json.annotations ?? {};
       const id = annotations[ID_ANNOTATION] ?? `${file.path}:${index}`;
       if (!/^[\w.:/@-]{1,200}$/.test(id)) {

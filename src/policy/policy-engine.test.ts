@@ -263,3 +263,31 @@ test('byte offsets map to line and column across multi-byte characters', () => {
   // 'a' 'b' then '€' (3 bytes) then 'c': c starts at byte 3 + 2 + 3 = 8.
   assert.deepEqual(byteOffsetToLineColumn(text, 8), { line: 2, column: 4 });
 });
+
+test('default policy ids and lines follow source order, and validation errors name them', async () => {
+  // Twelve policies without @id; the engine's own split does not keep source order.
+  const body = Array.from({ length: 12 }, (_, i) => `permit(principal == User::"u${i}", action == Action::"read", resource);`).join('\n');
+  const fx = await writePolicyDir({ 'many.cedar': body });
+  try {
+    const e = new PolicyEngine();
+    const info = await e.loadDirectory(fx.dir);
+    for (const p of info.policies) {
+      const n = Number(p.id.split(':')[1]);
+      assert.equal(p.line, n + 1, `${p.id} is on line ${n + 1}`);
+      assert.match(p.text, new RegExp(`User::"u${n}"`));
+    }
+    // An error in the tenth policy (line 10) is reported as many.cedar:9 at line 10.
+    const lines = body.split('\n');
+    lines[9] = 'permit(principal, action, resource) when { principal.nope };';
+    await fx.write('many.cedar', lines.join('\n'));
+    await assert.rejects(e.loadDirectory(fx.dir), (err: unknown) => {
+      const d = (err as PolicySetInvalidError).extra?.diagnostics as PolicyDiagnostic[];
+      assert.equal(d[0]?.position?.line, 10);
+      assert.equal(d[0]?.policyId, 'many.cedar:9');
+      assert.match(d[0]?.message ?? '', /many\.cedar:9/);
+      return true;
+    });
+  } finally {
+    await fx.cleanup();
+  }
+});
