@@ -7,7 +7,7 @@ import { PolicyEngine } from '../src/policy/policy-engine.ts';
 import { readPolicyDirectory } from '../src/policy/read-policy-directory.ts';
 import { compilePolicySet } from '../src/policy/compile-policy-set.ts';
 import { generatedPolicyDir } from './fixtures.ts';
-import { measure, ratio, type LatencyResult } from './stats.ts';
+import { measureInterleaved, ratio, type LatencyResult } from './stats.ts';
 
 /** One row of the in-process comparison. */
 export interface DecisionBenchRow {
@@ -46,8 +46,9 @@ export async function benchDecisions(shapes: Array<[number, number]>, iterations
     const check = cedar.statefulIsAuthorized(rawCall as never);
     if (check.type !== 'success' || check.response.decision !== 'allow') throw new Error(`raw baseline must allow: ${JSON.stringify(check)}`);
 
-    const raw = measure(`raw cedar-wasm (${policies} policies, ${entityCount} entities)`, () => cedar.statefulIsAuthorized(rawCall as never), iterations);
-    const mandate = measure(`mandate decide (${policies} policies, ${entityCount} entities)`, () => engine.decide(request), iterations);
+    const r = measureInterleaved({ raw: () => cedar.statefulIsAuthorized(rawCall as never), mandate: () => engine.decide(request) }, iterations);
+    const raw = { ...(r.raw as LatencyResult), name: `raw cedar-wasm (${policies} policies, ${entityCount} entities)` };
+    const mandate = { ...(r.mandate as LatencyResult), name: `mandate decide (${policies} policies, ${entityCount} entities)` };
     rows.push({ policies, entities: entityCount, mandate, raw, p50Ratio: ratio(mandate.p50Micros, raw.p50Micros) });
   }
   return rows;

@@ -13,29 +13,6 @@ export interface LatencyResult {
   opsPerSecond: number;
 }
 
-/** Runs `fn` for `warmup` iterations, then `iterations` timed ones, and summarises. */
-export function measure(name: string, fn: () => unknown, iterations = 20_000, warmup = 2_000): LatencyResult {
-  for (let i = 0; i < warmup; i++) fn();
-  const samples = new Float64Array(iterations);
-  const start = performance.now();
-  for (let i = 0; i < iterations; i++) {
-    const t = performance.now();
-    fn();
-    samples[i] = performance.now() - t;
-  }
-  const total = performance.now() - start;
-  samples.sort();
-  const pct = (p: number) => (samples[Math.min(iterations - 1, Math.floor(iterations * p))] ?? 0) * 1000;
-  return {
-    name,
-    iterations,
-    p50Micros: round(pct(0.5)),
-    p99Micros: round(pct(0.99)),
-    meanMicros: round((total / iterations) * 1000),
-    opsPerSecond: Math.round(iterations / (total / 1000)),
-  };
-}
-
 /** Rounds to two decimals. */
 export function round(n: number): number {
   return Math.round(n * 100) / 100;
@@ -45,4 +22,44 @@ export function round(n: number): number {
 export function ratio(ours: number, baseline: number): string {
   if (!baseline) return 'n/a';
   return `${round(ours / baseline)}×`;
+}
+
+/**
+ * Measures several operations in alternating rounds (A, B, A, B, …) so that neither gains from running
+ * second (a warmer JIT, a grown heap) or suffers from a noisy neighbour during its one turn.
+ */
+export function measureInterleaved(fns: Record<string, () => unknown>, iterations = 20_000, rounds = 4, warmup = 2_000): Record<string, LatencyResult> {
+  const names = Object.keys(fns);
+  for (const n of names) for (let i = 0; i < warmup; i++) (fns[n] as () => unknown)();
+  const per = Math.max(1, Math.floor(iterations / rounds));
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const totals: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+  for (let r = 0; r < rounds; r++) {
+    for (const n of names) {
+      const fn = fns[n] as () => unknown;
+      const out = samples[n] as number[];
+      const start = performance.now();
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        fn();
+        out.push(performance.now() - t);
+      }
+      totals[n] = (totals[n] as number) + performance.now() - start;
+    }
+  }
+  const result: Record<string, LatencyResult> = {};
+  for (const n of names) {
+    const s = Float64Array.from(samples[n] as number[]).sort();
+    const count = s.length;
+    const pct = (p: number) => (s[Math.min(count - 1, Math.floor(count * p))] ?? 0) * 1000;
+    result[n] = {
+      name: n,
+      iterations: count,
+      p50Micros: round(pct(0.5)),
+      p99Micros: round(pct(0.99)),
+      meanMicros: round(((totals[n] as number) / count) * 1000),
+      opsPerSecond: Math.round(count / ((totals[n] as number) / 1000)),
+    };
+  }
+  return result;
 }
