@@ -5,7 +5,6 @@
  * Errors print as one line, `mandate: <CODE>: <message>`; a stack trace only with `MANDATE_DEBUG=1`.
  * Exit statuses: 0 ok, 1 failure (or a negative answer where the command documents one), 2 usage error.
  */
-import { existsSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isMandateError } from '../core/errors.ts';
 import { CliUsageError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliArgs, type CliCommand, type CliIo } from './command.ts';
@@ -14,7 +13,7 @@ import { CliUsageError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliArgs, type Cl
 export interface CommandEntry {
   kind: 'command';
   summary: string;
-  load: () => Promise<CliCommand | undefined>;
+  load: () => Promise<CliCommand>;
 }
 
 /** A node of the dispatch table: a group of subcommands (`mandate policy ...`). */
@@ -26,33 +25,13 @@ export interface GroupEntry {
 
 const command = (summary: string, load: () => Promise<CliCommand>): CommandEntry => ({ kind: 'command', summary, load });
 
-/**
- * A command implemented in a file another part of the build provides. When the file is absent (a build
- * without the server), the command exists in help but reports that it is not available.
- */
-const optionalCommand = (summary: string, file: string, exportName: string): CommandEntry => ({
-  kind: 'command',
-  summary,
-  load: async () => {
-    const url = new URL(file, import.meta.url);
-    if (!existsSync(url)) return undefined;
-    // A computed specifier keeps the type checker from requiring the file in builds that lack it.
-    const mod = (await import(url.href)) as Record<string, unknown>;
-    const cmd = mod[exportName];
-    if (typeof cmd !== 'object' || cmd === null || typeof (cmd as CliCommand).run !== 'function') {
-      throw new TypeError(`${file} does not export a CliCommand named ${exportName}`);
-    }
-    return cmd as CliCommand;
-  },
-});
-
 /** Every command of `mandate`. */
 export const COMMANDS: GroupEntry = {
   kind: 'group',
   summary: 'Identity and authorization for AI agents',
   commands: {
-    serve: optionalCommand('Run the Mandate server (production: no demo parts)', './serve-command.ts', 'serveCommand'),
-    demo: optionalCommand('Run the local demo (bound to 127.0.0.1)', './demo-command.ts', 'demoCommand'),
+    serve: command('Run the Mandate server (production: no demo parts)', async () => (await import('./serve-command.ts')).serveCommand),
+    demo: command('Run the local demo (bound to 127.0.0.1)', async () => (await import('./demo-command.ts')).demoCommand),
     policy: {
       kind: 'group',
       summary: 'Validate, test, format, evaluate and analyze Cedar policy directories',
@@ -108,10 +87,6 @@ export async function runCli(argv: readonly string[], io: CliIo, table: GroupEnt
       i++;
     }
     const cmd = await node.load();
-    if (!cmd) {
-      io.stderr(`mandate: ${path.join(' ')} is not available in this build\n`);
-      return EXIT_USAGE;
-    }
     const rest = argv.slice(i);
     if (helpRequested || rest.includes('--help') || rest.includes('-h')) {
       io.stdout(commandHelp(path, cmd));

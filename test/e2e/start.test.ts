@@ -119,7 +119,7 @@ test('mandate demo: binds 127.0.0.1, prints curl lines that work, audits, stops 
   }
 });
 
-test('mandate serve: no demo parts, refuses bad policies and bad configuration with exact locations', async () => {
+test('mandate serve: no demo parts; reloads on change and SIGHUP, refusing bad sets; refuses to start on bad policies or configuration', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-serve-'));
   const fx = await writePolicyDir({ 'p.cedar': '@id("ok") permit(principal, action == Action::"read", resource);' });
   try {
@@ -131,11 +131,48 @@ test('mandate serve: no demo parts, refuses bad policies and bad configuration w
       assert.equal(serve.stdout().includes('DEMO'), false);
       const res = await fetch(`http://127.0.0.1:${port}/access/v1/evaluation`, { method: 'POST', headers: { authorization: 'Bearer anything', 'content-type': 'application/json' }, body: '{}' });
       assert.equal(res.status, 401);
-      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      const version = async () => ((await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as { checks: { policy: { version?: string } } }).checks.policy.version;
+      const v1 = await version();
+      assert.match(v1 ?? '', /^sha256:/);
+
+      // The directory is watched: a valid change is loaded...
+      await fx.write('more.cedar', '@id("more") permit(principal, action == Action::"call", resource);');
+      const deadline = Date.now() + 20_000;
+      while ((await version()) === v1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const v2 = await version();
+      assert.notEqual(v2, v1, 'the watcher loaded the new set');
+      // ...an invalid one is refused whole, and the previous set keeps serving.
+      await fx.write('broken.cedar', 'permit(principal, action, resource) when { principal.nope };');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(await version(), v2);
+      assert.match(serve.stdout() + serve.stderr(), /broken\.cedar:1:\d+/);
+      await rm(join(fx.dir, 'broken.cedar'));
       serve.child.kill('SIGTERM');
       assert.equal(await serve.exited, 0);
     } finally {
       serve.child.kill('SIGKILL');
+    }
+
+    // With the watcher off, SIGHUP reloads.
+    const hupPort = await freePort();
+    const hupCfg = join(dataDir, 'hup.yaml');
+    await writeFile(hupCfg, `server:\n  port: ${hupPort}\nstore:\n  dataDir: ${JSON.stringify(dataDir)}\npolicy:\n  dir: ${JSON.stringify(fx.dir)}\n  watch: false\nlog:\n  level: warn\n`);
+    const hup = run(['serve', '--config', hupCfg], {});
+    try {
+      await waitFor(() => hup.stderr().includes('serving on'), 'serve start (SIGHUP)', hup);
+      const version = async () => ((await (await fetch(`http://127.0.0.1:${hupPort}/readyz`)).json()) as { checks: { policy: { version?: string } } }).checks.policy.version;
+      const before = await version();
+      await fx.write('hup.cedar', '@id("hup") permit(principal, action == Action::"send", resource);');
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(await version(), before, 'no watcher: nothing reloads by itself');
+      hup.child.kill('SIGHUP');
+      const deadline = Date.now() + 20_000;
+      while ((await version()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.notEqual(await version(), before, 'SIGHUP reloaded the set');
+      hup.child.kill('SIGTERM');
+      assert.equal(await hup.exited, 0);
+    } finally {
+      hup.child.kill('SIGKILL');
     }
 
     // An invalid policy set: refuses to start, naming file:line:col.
