@@ -33,6 +33,8 @@ export interface ActiveSet extends CompiledPolicySet {
   /** Name under which schema and policies are pre-parsed in the engine. */
   slot: string;
   loadedAt: number;
+  /** The backend that decides for this set. */
+  backend: DecisionBackend;
 }
 
 /** Limits and ports for `authorize`. */
@@ -135,40 +137,19 @@ export function authorize(set: ActiveSet, request: AuthorizationRequest, options
     ], []);
   }
 
-  const seeds: EntityRef[] = [...chain, request.resource];
-  collectRefs(callerContext, schemaInfo.entityTypes, seeds);
-  const entities = entitySlice(seeds, lookup, schemaInfo.entityTypes);
-
-  const actionUid = { type: schemaInfo.actionType, id: request.action };
+  const session = set.backend.begin({ set, chain, action: request.action, resource: request.resource, callerContext, context, lookup, requestEntities });
   const perPrincipal: PrincipalDecision[] = [];
   const errors: Decision['errors'] = [];
   for (const principal of chain) {
-    let answer: AuthorizationAnswer;
-    try {
-      answer = cedar.statefulIsAuthorized({
-        principal,
-        action: actionUid,
-        resource: request.resource,
-        context: context as never,
-        preparsedSchemaName: set.slot,
-        preparsedPolicySetId: set.slot,
-        validateRequest: true,
-        entities: entities as never,
-      });
-    } catch (err) {
-      throw new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: 'statefulIsAuthorized threw' });
-    }
-    if (answer.type === 'failure') throw classifyFailure(answer.errors.map((e) => e.message));
-    const { decision, diagnostics } = answer.response;
-    const determining: PolicyRef[] = diagnostics.reason.map((id) => {
+    const answer = session.evaluate(principal);
+    const determining: PolicyRef[] = answer.reason.map((id) => {
       const p = set.policyById.get(id);
       return { id, effect: p?.effect ?? 'permit', ...(p ? { source: `${p.file}:${p.line}` } : {}) };
     });
-    const principalErrors = diagnostics.errors.map((e) => ({ policyId: e.policyId, message: e.error.message }));
-    for (const e of principalErrors) errors.push({ principal: formatEntityRef(principal), ...e });
-    const allowed = decision === 'allow' && principalErrors.length === 0;
+    for (const e of answer.errors) errors.push({ principal: formatEntityRef(principal), ...e });
+    const allowed = answer.decision === 'allow' && answer.errors.length === 0;
     const approvalRequired = allowed && determining.some((d) => set.policyById.get(d.id)?.annotations[APPROVAL_ANNOTATION] === 'required');
-    perPrincipal.push({ principal, decision: allowed ? 'allow' : 'deny', approvalRequired, determining, errors: principalErrors });
+    perPrincipal.push({ principal, decision: allowed ? 'allow' : 'deny', approvalRequired, determining, errors: answer.errors });
   }
 
   for (const p of perPrincipal) {
@@ -219,6 +200,76 @@ function checkType(ref: EntityRef, role: string, entityTypes: ReadonlySet<string
     throw new UnknownEntityTypeError(`${role} type ${JSON.stringify(ref.type)} is not defined by the policy schema; known types: ${[...entityTypes].sort().join(', ')}`);
   }
 }
+
+/** What one decision needs from a backend, after Mandate's own request checks. */
+export interface BackendRequest {
+  set: ActiveSet;
+  /** `[principal, ...actors]`, all known entities. */
+  chain: readonly EntityRef[];
+  action: string;
+  resource: EntityRef;
+  /** The caller's context (entity references in it are seeds of the entity slice). */
+  callerContext: Record<string, unknown>;
+  /** The full context, with `delegation` and `time` set by Mandate (Cedar JSON). */
+  context: Record<string, unknown>;
+  /** Finds an entity of the directory or of the request (Cedar JSON) by key. */
+  lookup: (key: string) => EntityJson | undefined;
+  /** The caller-described entities (normalised Cedar JSON), by key. */
+  requestEntities: ReadonlyMap<string, EntityJson>;
+}
+
+/** One Cedar answer for one principal. */
+export interface BackendAnswer {
+  decision: 'allow' | 'deny';
+  /** Determining policy ids, as Cedar reports them. */
+  reason: string[];
+  /** Policies whose evaluation errored, as Cedar reports them. */
+  errors: Array<{ policyId: string; message: string }>;
+}
+
+/**
+ * An evaluation backend: the reference engine (cedar-wasm) or the compiled one. `begin` validates the
+ * request's entities and context against the schema (throwing `InvalidEntityError` / `InvalidContextError`)
+ * and returns a session that evaluates the request once per principal.
+ */
+export interface DecisionBackend {
+  readonly name: 'reference' | 'compiled';
+  begin(request: BackendRequest): { evaluate(principal: EntityRef): BackendAnswer };
+}
+
+/** The reference backend: cedar-wasm `statefulIsAuthorized` over the pre-parsed schema and set in `slot`. */
+export const referenceBackend: DecisionBackend = {
+  name: 'reference',
+  begin(req) {
+    const { set } = req;
+    const seeds: EntityRef[] = [...req.chain, req.resource];
+    collectRefs(req.callerContext, set.schemaInfo.entityTypes, seeds);
+    const entities = entitySlice(seeds, req.lookup, set.schemaInfo.entityTypes);
+    const actionUid = { type: set.schemaInfo.actionType, id: req.action };
+    return {
+      evaluate(principal) {
+        let answer: AuthorizationAnswer;
+        try {
+          answer = cedar.statefulIsAuthorized({
+            principal,
+            action: actionUid,
+            resource: req.resource,
+            context: req.context as never,
+            preparsedSchemaName: set.slot,
+            preparsedPolicySetId: set.slot,
+            validateRequest: true,
+            entities: entities as never,
+          });
+        } catch (err) {
+          throw new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: 'statefulIsAuthorized threw' });
+        }
+        if (answer.type === 'failure') throw classifyFailure(answer.errors.map((e) => e.message));
+        const { decision, diagnostics } = answer.response;
+        return { decision, reason: diagnostics.reason, errors: diagnostics.errors.map((e) => ({ policyId: e.policyId, message: e.error.message })) };
+      },
+    };
+  },
+};
 
 /** Maps the engine's refusal of a request (not a policy error) to the error that tells the caller what to fix. */
 function classifyFailure(messages: string[]): Error {

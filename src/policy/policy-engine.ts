@@ -9,7 +9,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngineError, PolicyNotLoadedError } from '../core/errors.ts';
 import type { Decision } from '../core/decision.ts';
 import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
-import { authorize, type ActiveSet } from './authorize.ts';
+import { authorize, referenceBackend, type ActiveSet } from './authorize.ts';
 import { compilePolicySet, type CompiledPolicySet } from './compile-policy-set.ts';
 import { readPolicyDirectory, type PolicyDirectory } from './read-policy-directory.ts';
 import type { AuthorizationRequest, DecisionPoint, PolicySetInfo, PolicySetStatus } from './types.ts';
@@ -102,7 +102,7 @@ export class PolicyEngine implements DecisionPoint, PolicySetStatus {
       throw new PolicyEngineError('the policy engine refused a policy set that validated', { detail: setAnswer.errors.map((e) => e.message).join('; ') });
     }
     const loadedAt = this.#clock.now();
-    this.#active = { ...compiled, slot, loadedAt };
+    this.#active = { ...compiled, slot, loadedAt, backend: referenceBackend };
     this.#info = {
       version: compiled.version,
       loadedAt,
