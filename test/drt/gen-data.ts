@@ -1,0 +1,173 @@
+/**
+ * Entity stores and requests for a generated schema. Stores conform to the schema (attributes, tags,
+ * parents of allowed types), form hierarchies with depth and shared ancestors, and sometimes reference
+ * entities they do not hold. A few stores and contexts are deliberately non-conforming: both engines must
+ * then refuse the request.
+ */
+import type { EntityTypeDef, SchemaModel, Ty, Val } from './model.ts';
+import type { Rand } from './random.ts';
+import { genValue, genWrongValue, MISSING_ID, pickId, type UidPool } from './gen-values.ts';
+import { valueToJson, type JsonStyle } from './print-cedar.ts';
+
+const ID_POOL = ['a', 'b', 'c', 'root', 'é', 'a b'];
+const TAG_KEYS = ['k', 'a', 'x y', '__proto__'];
+
+/** A generated entity, before rendering. */
+export interface EntityModel {
+  type: string;
+  id: string;
+  attrs: [string, Val][];
+  parents: { type: string; id: string }[];
+  tags?: [string, Val][];
+}
+
+/** A generated request, before rendering. */
+export interface RequestModel {
+  principal: { type: string; id: string };
+  action: string;
+  resource: { type: string; id: string };
+  context: [string, Val][];
+}
+
+/** What was done to make data non-conforming, if anything (for the report). */
+export type Perturbation = string | undefined;
+
+/** Generates the entity store: returns the entities, the id pool and the perturbation applied. */
+export function genEntities(r: Rand, schema: SchemaModel, allowPerturb: boolean): { entities: EntityModel[]; pool: UidPool; perturbation: Perturbation } {
+  const types = schema.entityTypes.filter((t) => !t.enumIds);
+  const byType = new Map<string, string[]>();
+  for (const t of types) {
+    const n = r.int(0, 3);
+    const ids = ID_POOL.slice(0, n);
+    if (n > 0 && r.chance(0.15)) ids[n - 1] = r.pick(ID_POOL.slice(3));
+    byType.set(t.name, [...new Set(ids)]);
+  }
+  const pool: UidPool = { byType };
+  // Interleave types so that parents (drawn from earlier entities only, which keeps the graph acyclic)
+  // can come from any allowed type and chains of the same type (Team in Team) get depth.
+  const order: { def: EntityTypeDef; id: string }[] = [];
+  for (let i = 0; i < 4; i++) for (const t of types) { const id = byType.get(t.name)?.[i]; if (id !== undefined) order.push({ def: t, id }); }
+
+  const entities: EntityModel[] = [];
+  for (const { def, id } of order) {
+    const candidates = entities.filter((e) => def.memberOf.includes(e.type));
+    const parents = r.subset(candidates, 0.5).map((e) => ({ type: e.type, id: e.id }));
+    if (def.memberOf.length > 0 && r.chance(0.08)) parents.push({ type: r.pick(def.memberOf), id: MISSING_ID });
+    const attrs = def.attrs.filter((a) => a.required || r.chance(0.6)).map((a) => [a.name, genValue(r, a.ty, schema, pool)] as [string, Val]);
+    const e: EntityModel = { type: def.name, id, attrs, parents };
+    if (def.tags) {
+      const tagTy = def.tags;
+      e.tags = r.subset(TAG_KEYS, 0.4).map((k) => [k, genValue(r, tagTy, schema, pool)] as [string, Val]);
+    }
+    entities.push(e);
+  }
+
+  let perturbation: Perturbation;
+  if (allowPerturb && entities.length > 0 && r.chance(0.05)) perturbation = perturbEntities(r, schema, entities);
+  return { entities, pool, perturbation };
+}
+
+function perturbEntities(r: Rand, schema: SchemaModel, entities: EntityModel[]): Perturbation {
+  const e = r.pick(entities);
+  const def = schema.entityTypes.find((t) => t.name === e.type) as EntityTypeDef;
+  const kind = r.int(0, 6);
+  const where = `${e.type}::${JSON.stringify(e.id)}`;
+  switch (kind) {
+    case 0:
+      e.attrs.push(['zz_undeclared', { k: 'long', v: 1n }]);
+      return `${where}: undeclared attribute`;
+    case 1: {
+      const req = def.attrs.find((a) => a.required);
+      if (!req) break;
+      e.attrs = e.attrs.filter(([n]) => n !== req.name);
+      return `${where}: required attribute ${req.name} removed`;
+    }
+    case 2: {
+      const a = def.attrs[0];
+      if (!a) break;
+      e.attrs = [...e.attrs.filter(([n]) => n !== a.name), [a.name, genWrongValue(r, a.ty)]];
+      return `${where}: attribute ${a.name} of the wrong type`;
+    }
+    case 3: {
+      const other = entities.find((x) => !def.memberOf.includes(x.type));
+      if (!other) break;
+      e.parents.push({ type: other.type, id: other.id });
+      return `${where}: parent of a type it may not be in`;
+    }
+    case 4:
+      entities.push({ type: 'Nope', id: 'x', attrs: [], parents: [] });
+      return 'an entity of an undeclared type';
+    case 5:
+      entities.push({ ...e, attrs: [...e.attrs] });
+      return `${where}: described twice`;
+    case 6:
+      if (def.tags) {
+        e.tags = [['k', genWrongValue(r, def.tags)]];
+        return `${where}: tag of the wrong type`;
+      }
+      e.tags = [['k', { k: 'long', v: 1n }]];
+      return `${where}: tag on a type without tags`;
+  }
+  e.attrs.push(['zz_undeclared', { k: 'bool', v: true }]);
+  return `${where}: undeclared attribute`;
+}
+
+/** Action entities with their groups: what Cedar takes from the schema, spelled out for runs without one. */
+export function actionEntities(schema: SchemaModel): EntityModel[] {
+  return schema.actions.map((a) => ({ type: schema.actionType, id: a.id, attrs: [], parents: a.memberOf.map((m) => ({ type: schema.actionType, id: m })) }));
+}
+
+/** Renders entities in Cedar's JSON entity format. */
+export function entitiesToJson(entities: EntityModel[], style: JsonStyle): unknown[] {
+  const counter = { n: 0 };
+  return entities.map((e) => ({
+    uid: { type: e.type, id: e.id },
+    attrs: Object.fromEntries(e.attrs.map(([k, v]) => [k, valueToJson(v, style, counter)])),
+    parents: e.parents.map((p) => ({ type: p.type, id: p.id })),
+    ...(e.tags ? { tags: Object.fromEntries(e.tags.map(([k, v]) => [k, valueToJson(v, style, counter)])) } : {}),
+  }));
+}
+
+/** Renders a context record. */
+export function contextToJson(ctx: [string, Val][], style: JsonStyle): Record<string, unknown> {
+  const counter = { n: 0 };
+  return Object.fromEntries(ctx.map(([k, v]) => [k, valueToJson(v, style, counter)]));
+}
+
+/**
+ * A request: an action, and a principal and resource that usually fit its `appliesTo` (and usually exist);
+ * a context that usually conforms. `strict` requests stay within the schema's actions.
+ */
+export function genRequest(r: Rand, schema: SchemaModel, pool: UidPool, strict: boolean): { request: RequestModel; perturbation: Perturbation } {
+  const withApplies = schema.actions.filter((a) => a.appliesTo);
+  const action = withApplies.length > 0 && r.chance(0.96) ? r.pick(withApplies) : r.pick(schema.actions);
+  const allTypes = schema.entityTypes.map((t) => t.name);
+  const applies = action.appliesTo;
+  const fit = strict ? 0.96 : 0.85;
+  const pType = applies && r.chance(fit) ? r.pick(applies.principals) : r.pick(allTypes);
+  const rType = applies && r.chance(fit) ? r.pick(applies.resources) : r.pick(allTypes);
+  const principal = { type: pType, id: pickId(r, schema, pool, pType, 0.15) };
+  const resource = { type: rType, id: pickId(r, schema, pool, rType, 0.15) };
+  const ctxTy: Ty = applies?.context ?? { k: 'Record', attrs: [] };
+  const ctxVal = genValue(r, ctxTy, schema, pool);
+  let context = ctxVal.k === 'rec' ? ctxVal.fields : [];
+  let perturbation: Perturbation;
+  if (!applies) perturbation = `action ${action.id} applies to nothing`;
+  else if (!applies.principals.includes(pType) || !applies.resources.includes(rType)) perturbation = `action ${action.id} does not apply to ${pType} × ${rType}`;
+  if (strict && r.chance(0.05)) {
+    const kind = r.int(0, 2);
+    if (kind === 0) {
+      context = [...context, ['zz_undeclared', { k: 'long', v: 1n }]];
+      perturbation = 'context: undeclared attribute';
+    } else if (kind === 1 && ctxTy.k === 'Record' && ctxTy.attrs.some((a) => a.required)) {
+      const req = ctxTy.attrs.find((a) => a.required) as { name: string };
+      context = context.filter(([n]) => n !== req.name);
+      perturbation = `context: required attribute ${req.name} removed`;
+    } else if (ctxTy.k === 'Record' && ctxTy.attrs[0]) {
+      const a = ctxTy.attrs[0];
+      context = [...context.filter(([n]) => n !== a.name), [a.name, genWrongValue(r, a.ty)]];
+      perturbation = `context: attribute ${a.name} of the wrong type`;
+    }
+  }
+  return { request: { principal, action: action.id, resource, context }, perturbation };
+}
