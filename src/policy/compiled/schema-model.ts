@@ -110,7 +110,9 @@ export const EMPTY_RECORD: RecordType = Object.freeze({ kind: 'Record', attrs: n
  * @example buildSchemaModel('entity User; action read appliesTo { principal: User, resource: User };')
  */
 export function buildSchemaModel(schemaText: string): SchemaModel {
-  const answer = cedar.schemaToJsonWithResolvedTypes(schemaText);
+  // schemaToJsonWithResolvedTypes converts without validating (it lets a cyclic action hierarchy through).
+  const check = cedar.checkParseSchema(schemaText);
+  const answer = check.type === 'failure' ? check : cedar.schemaToJsonWithResolvedTypes(schemaText);
   if (answer.type === 'failure') {
     throw new PolicySetInvalidError(`the policy schema is invalid: ${answer.errors.map((e) => e.message).join('; ')}`);
   }
