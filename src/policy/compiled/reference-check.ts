@@ -4,8 +4,10 @@
  * are written in Cedar's schema-less JSON forms (`__entity`, `__extn`), converted here with `valueFromJson`
  * (the production path uses the schema-directed converter instead).
  */
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { compileAuthorizer, type CompiledAuthorizationResponse } from './compiled-authorizer.ts';
+import { compileAuthorizer, type CompilablePolicy, type CompiledAuthorizationResponse } from './compiled-authorizer.ts';
 import { UnsupportedValue, valueFromJson } from './compile-expression.ts';
 import { ExtensionError } from './extensions.ts';
 import { CedarRecord, EntityUid, type CedarValue, type EntityData, type EntityLookup } from './value.ts';
@@ -39,6 +41,11 @@ export interface NormalizedResponse {
   reason: string[];
   errors: Array<{ policyId: string; message: string }>;
 }
+
+// Node 20's V8 aborts the process (SIGTRAP, "unreachable code" in Deoptimizer::DoComputeBuiltinContinuation)
+// when an optimised caller of a cedar-wasm export is lazily deoptimised during the call — seen calling
+// policyToJson in a loop over thousands of policies. Not inlining JS→Wasm calls avoids that frame kind.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 function convert(x: unknown): CedarValue {
   const v = valueFromJson(x);
@@ -106,13 +113,15 @@ export function decideReference(policies: Record<string, string>, req: Reference
 
 /** Compiles Cedar policy texts (through `policyToJson`), or returns the unsupported features. */
 export function compileTexts(policies: Record<string, string>): ReturnType<typeof compileAuthorizer> {
-  return compileAuthorizer(
-    Object.entries(policies).map(([id, text]) => {
-      const json = cedar.policyToJson(text);
-      if (json.type === 'failure') throw new TypeError(`policyToJson refused ${id}: ${json.errors.map((e) => e.message).join('; ')}`);
-      return { id, effect: json.json.effect, json: json.json };
-    }),
-  );
+  // A plain loop: calling into cedar-wasm from an optimised Array.prototype.map callback aborted Node 20's V8
+  // (a lazy deoptimisation through the builtin's continuation frame) on large sets.
+  const list: CompilablePolicy[] = [];
+  for (const [id, text] of Object.entries(policies)) {
+    const json = cedar.policyToJson(text);
+    if (json.type === 'failure') throw new TypeError(`policyToJson refused ${id}: ${json.errors.map((e) => e.message).join('; ')}`);
+    list.push({ id, effect: json.json.effect, json: json.json });
+  }
+  return compileAuthorizer(list);
 }
 
 /** Decides with the compiled path. Throws when the set is not supported. */
@@ -154,4 +163,23 @@ export function evaluateBoth(condition: string, req: ReferenceRequest = {}): { r
   const policies = { p: `permit(principal, action, resource) when { ${condition} };` };
   const { reference, compiled } = decideBoth(policies, req);
   return { reference: outcome(reference), compiled: outcome(compiled) };
+}
+
+/** One table row: a condition and what both engines must make of it (`true`, `false`, or an error matching). */
+export type Case = readonly [condition: string, expected: boolean | RegExp];
+
+/**
+ * Asserts, for each case, that the compiled path gives exactly the reference engine's outcome (error
+ * messages included) and that this outcome is the expected one.
+ */
+export function assertBoth(cases: readonly Case[], req: ReferenceRequest = {}): void {
+  for (const [condition, expected] of cases) {
+    const { reference, compiled } = evaluateBoth(condition, req);
+    assert.deepEqual(compiled, reference, `compiled path differs from cedar-wasm on: ${condition}`);
+    if (expected instanceof RegExp) {
+      assert.ok(typeof reference === 'object' && expected.test(reference.error), `${condition}: expected an error matching ${expected}, cedar-wasm said ${JSON.stringify(reference)}`);
+    } else {
+      assert.equal(reference, expected, `${condition}: cedar-wasm said ${JSON.stringify(reference)}`);
+    }
+  }
 }
