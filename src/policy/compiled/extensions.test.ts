@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Datetime, Decimal, Duration, IpAddr} from './extensions.ts';
-import { ExtensionError, callExtensionFunction, parseDatetime, parseDecimal, parseDuration, parseIpAddr } from './extensions.ts';
+import { ExtensionError, callExtensionFunction, parseDatetime, parseDecimal, parseDuration, parseIpAddr, type Datetime, type Decimal, type Duration, type IpAddr } from './extensions.ts';
 import { assertBoth, decideBoth, type Case } from './reference-check.ts';
 import { valueEquals, valueKey } from './value.ts';
 
