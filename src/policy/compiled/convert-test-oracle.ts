@@ -106,7 +106,7 @@ function isAuthorized(
     principal: req.principal,
     action: { type: action.uid.type, id: action.uid.id },
     resource: req.resource,
-    context: (overrides.context ?? req.context) as never,
+    context: ('context' in overrides ? overrides.context : req.context) as never,
     schema,
     validateRequest: overrides.validateRequest ?? false,
     policies: { staticPolicies: policies },
