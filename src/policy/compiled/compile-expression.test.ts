@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileCondition, compileExpression, EvaluationError, valueFromJson, UnsupportedValue } from './compile-expression.ts';
 import { assertBoth, compileTexts, lookupFromJson, type EntityJsonInput, type ReferenceRequest } from './reference-check.ts';
+import { Datetime, ExtensionError } from './extensions.ts';
 import { CedarRecord, CedarSet, EntityUid } from './value.ts';
 
 // Every table row runs through cedar-wasm (no schema, so errors surface) and the compiled path: both must
@@ -344,8 +345,9 @@ test('constant folding keeps errors lazy and values exact', () => {
   assert.deepEqual(none, []);
   // Value literals in every JSON form.
   assert.deepEqual(valueFromJson({ __entity: { type: 'User', id: 'a' } }), new EntityUid('User', 'a'));
-  assert.ok(valueFromJson({ __extn: { fn: 'ip', arg: 'bad' } }) instanceof Object);
+  assert.ok(valueFromJson({ __extn: { fn: 'ip', arg: 'bad' } }) instanceof ExtensionError);
   assert.ok(valueFromJson(null) instanceof UnsupportedValue);
   const offset = valueFromJson({ __extn: { fn: 'offset', args: [{ __extn: { fn: 'datetime', arg: '1970-01-01' } }, { __extn: { fn: 'duration', arg: '1d' } }] } });
-  assert.equal((offset as { epochMs: bigint }).epochMs, 86_400_000n);
+  assert.ok(offset instanceof Datetime);
+  assert.equal(offset.epochMs, 86_400_000n);
 });
