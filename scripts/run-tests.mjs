@@ -29,7 +29,7 @@ selected.sort();
 const args = [
   '--import', 'tsx',
   '--test',
-  '--test-timeout=120000',
+  '--test-timeout=600000',
   '--test-force-exit',
   '--test-concurrency=2',
   '--test-reporter=spec',

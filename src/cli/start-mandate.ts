@@ -31,7 +31,7 @@ export async function startMandate(config: MandateConfig, options: { logger?: Lo
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const store = await openStore(config.store);
   const decisionLog = new DecisionLog(store.audit, config.audit);
-  const engine = new PolicyEngine();
+  const engine = new PolicyEngine({ engine: config.policy.engine });
   let server: MandateServer | undefined;
   let stopWatching = () => undefined as void;
   try {

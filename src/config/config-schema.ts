@@ -13,6 +13,7 @@
  * | MANDATE_PORT                      | server.port            | integer 1..65535                        |
  * | MANDATE_DATA_DIR                  | store.dataDir          | directory path                          |
  * | MANDATE_POLICY_DIR                | policy.dir             | directory path                          |
+ * | MANDATE_POLICY_ENGINE             | policy.engine          | compiled | reference                    |
  * | MANDATE_LOG_LEVEL                 | log.level              | fatal, error, warn, info, debug, trace, silent |
  * | MANDATE_AUTHZEN_CREDENTIAL_HASHES | authzen.credentials    | comma-separated `id=sha256:<64 hex>`; replaces the file's list |
  *
@@ -47,6 +48,13 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 /** Store drivers this build knows (`postgres` comes later). */
 export const STORE_DRIVERS = ['sqlite'] as const;
+
+/**
+ * Which engine decides: `compiled` (Cedar policies compiled to JavaScript, proven equal to the reference by
+ * differential testing; a set using anything the compiler does not support falls back to `reference` as a
+ * whole) or `reference` (cedar-wasm for every decision).
+ */
+export const POLICY_ENGINES = ['compiled', 'reference'] as const;
 
 /**
  * What a credential may call: `evaluate` the AuthZEN decision API, `policy:read` / `policy:reload` the policy
@@ -110,6 +118,7 @@ export const MandateConfigSchema = z.strictObject(
     policy: section({
       dir: path().default('./policies'),
       watch: bool().default(true),
+      engine: z.enum(POLICY_ENGINES, { error: `one of: ${POLICY_ENGINES.join(', ')}` }).default('compiled'),
     }),
     authzen: section({
       credentials: z.array(CredentialHashSchema, { error: 'a list of { id, hash } mappings' }).max(1000, {

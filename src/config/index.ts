@@ -4,6 +4,7 @@ export {
   CredentialHashSchema,
   LOG_LEVELS,
   MandateConfigSchema,
+  POLICY_ENGINES,
   STORE_DRIVERS,
   type CredentialHash,
   type MandateConfig,

@@ -47,7 +47,7 @@ const DEFAULTS = {
     trustProxy: false,
   },
   store: { driver: 'sqlite', dataDir: '/etc/mandate/data', sqlite: { file: 'mandate.db' } },
-  policy: { dir: '/etc/mandate/policies', watch: true },
+  policy: { dir: '/etc/mandate/policies', watch: true, engine: 'compiled' },
   authzen: { credentials: [] },
   audit: { maxDelayMs: 2, maxBatch: 256, maxPending: 10000 },
   rateLimit: { decisionsPerSecondPerClient: 1000, burst: 2000 },

@@ -35,6 +35,7 @@ export const ENV_OVERRIDES: readonly Override[] = [
   { name: 'MANDATE_PORT', path: ['server', 'port'], kind: 'int' },
   { name: 'MANDATE_DATA_DIR', path: ['store', 'dataDir'], kind: 'string' },
   { name: 'MANDATE_POLICY_DIR', path: ['policy', 'dir'], kind: 'string' },
+  { name: 'MANDATE_POLICY_ENGINE', path: ['policy', 'engine'], kind: 'string' },
   { name: 'MANDATE_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
   { name: 'MANDATE_AUTHZEN_CREDENTIAL_HASHES', path: ['authzen', 'credentials'], kind: 'credentials' },
 ];

@@ -9,7 +9,9 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngineError, PolicyNotLoadedError } from '../core/errors.ts';
 import type { Decision } from '../core/decision.ts';
 import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
-import { authorize, referenceBackend, type ActiveSet } from './authorize.ts';
+import { authorize, referenceBackend, type ActiveSet, type DecisionBackend } from './authorize.ts';
+import { createCompiledBackend } from './compiled/compiled-backend.ts';
+import type { UnsupportedFeature } from './compiled/compiled-authorizer.ts';
 import { compilePolicySet, type CompiledPolicySet } from './compile-policy-set.ts';
 import { readPolicyDirectory, type PolicyDirectory } from './read-policy-directory.ts';
 import type { AuthorizationRequest, DecisionPoint, PolicySetInfo, PolicySetStatus } from './types.ts';
@@ -22,6 +24,12 @@ export interface PolicyEngineOptions {
   maxDelegationDepth?: number;
   /** Maximum caller-supplied entities per request (default 100). */
   maxRequestEntities?: number;
+  /**
+   * `compiled` (default): Cedar policies compiled to JavaScript, proven equal to cedar-wasm by differential
+   * testing; a set using a feature the compiler does not support is decided by the reference engine as a
+   * whole. `reference`: cedar-wasm for every decision.
+   */
+  engine?: 'compiled' | 'reference';
 }
 
 /** What a load attempt did: the version now active, or why the new set was refused. */
@@ -46,6 +54,7 @@ export class PolicyEngine implements DecisionPoint, PolicySetStatus {
   readonly #maxDelegationDepth: number;
   readonly #maxRequestEntities: number;
   readonly #slotPrefix: string;
+  readonly #engine: 'compiled' | 'reference';
   #slotToggle = 0;
   #active: ActiveSet | undefined;
   #info: PolicySetInfo | undefined;
@@ -56,6 +65,7 @@ export class PolicyEngine implements DecisionPoint, PolicySetStatus {
     this.#maxDelegationDepth = options.maxDelegationDepth ?? 5;
     this.#maxRequestEntities = options.maxRequestEntities ?? 100;
     this.#slotPrefix = `mandate-${process.pid}-${++engineCounter}`;
+    this.#engine = options.engine ?? 'compiled';
   }
 
   /** Info about the active set, or undefined when none is loaded. */
@@ -101,14 +111,25 @@ export class PolicyEngine implements DecisionPoint, PolicySetStatus {
     if (setAnswer.type === 'failure') {
       throw new PolicyEngineError('the policy engine refused a policy set that validated', { detail: setAnswer.errors.map((e) => e.message).join('; ') });
     }
+    // The reference engine stays pre-parsed even when the compiled one decides: analysis, `policy eval
+    // --engine reference` and the differential tests use it, and a fallback needs no second load.
+    let backend: DecisionBackend = referenceBackend;
+    let unsupported: UnsupportedFeature[] = [];
+    if (this.#engine === 'compiled') {
+      const built = createCompiledBackend(compiled);
+      if (built.ok) backend = built.backend;
+      else unsupported = built.unsupported;
+    }
     const loadedAt = this.#clock.now();
-    this.#active = { ...compiled, slot, loadedAt, backend: referenceBackend };
+    this.#active = { ...compiled, slot, loadedAt, backend };
     this.#info = {
       version: compiled.version,
       loadedAt,
       policies: compiled.policies,
       entityCount: compiled.entities.size,
       warnings: compiled.warnings,
+      engine: backend.name,
+      unsupported,
     };
     return this.#info;
   }

@@ -85,6 +85,10 @@ export interface PolicySetInfo {
   entityCount: number;
   /** Warnings from validation (a set with errors is never loaded). */
   warnings: readonly PolicyDiagnostic[];
+  /** The engine deciding for this set. */
+  engine: 'compiled' | 'reference';
+  /** Why the compiled engine was not used although configured: policy ids and the features it lacks. */
+  unsupported: ReadonlyArray<{ policyId: string; feature: string }>;
 }
 
 /** The narrow port the server and gateway use: decide one request. */
