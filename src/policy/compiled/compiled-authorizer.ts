@@ -48,6 +48,11 @@ export interface CompiledAuthorizationResponse {
 export interface CompiledAuthorizer {
   /** Cedar's `isAuthorized` for one request. Never throws for a policy's evaluation error. */
   isAuthorized(request: CompiledAuthorizationRequest): CompiledAuthorizationResponse;
+  /**
+   * The ids of the policies the scope index selects for the request (a superset of those whose scope holds),
+   * in policy-set order: the only ones `isAuthorized` evaluates. For diagnostics and tests.
+   */
+  applicablePolicyIds(request: CompiledAuthorizationRequest): string[];
   /** Number of policies in the set. */
   readonly size: number;
 }
@@ -138,6 +143,10 @@ class IndexedAuthorizer implements CompiledAuthorizer {
     if (forbids) return { decision: 'deny', reason: forbids, errors };
     if (permits) return { decision: 'allow', reason: permits, errors };
     return { decision: 'deny', reason: [], errors };
+  }
+
+  applicablePolicyIds(request: CompiledAuthorizationRequest): string[] {
+    return this.#candidates(request).map((e) => e.id);
   }
 
   /** The policies that can apply to the request, from the cache when the action's ancestors are unchanged. */

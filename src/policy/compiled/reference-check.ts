@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { compileAuthorizer, type CompilablePolicy, type CompiledAuthorizationResponse } from './compiled-authorizer.ts';
+import { compileAuthorizer, type CompilablePolicy, type CompiledAuthorizationRequest } from './compiled-authorizer.ts';
 import { UnsupportedValue, valueFromJson } from './compile-expression.ts';
 import { ExtensionError } from './extensions.ts';
 import { CedarRecord, EntityUid, type CedarValue, type EntityData, type EntityLookup } from './value.ts';
@@ -82,7 +82,8 @@ export function lookupFromJson(entities: readonly EntityJsonInput[]): EntityLook
   return map;
 }
 
-function normalize(r: { decision: 'allow' | 'deny'; reason: string[]; errors: Array<{ policyId: string; message: string }> }): NormalizedResponse {
+/** Sorts reasons and errors, for comparing the engines. */
+export function normalizeResponse(r: { decision: 'allow' | 'deny'; reason: string[]; errors: Array<{ policyId: string; message: string }> }): NormalizedResponse {
   return {
     decision: r.decision,
     reason: [...r.reason].sort(),
@@ -104,7 +105,7 @@ export function decideReference(policies: Record<string, string>, req: Reference
     entities: (req.entities ?? []).map((e) => ({ uid: e.uid, attrs: e.attrs ?? {}, parents: e.parents ?? [], ...(e.tags ? { tags: e.tags } : {}) })) as never,
   });
   if (answer.type === 'failure') throw new TypeError(`cedar-wasm refused the call: ${answer.errors.map((e) => e.message).join('; ')}`);
-  return normalize({
+  return normalizeResponse({
     decision: answer.response.decision,
     reason: answer.response.diagnostics.reason,
     errors: answer.response.diagnostics.errors.map((e) => ({ policyId: e.policyId, message: e.error.message })),
@@ -124,21 +125,25 @@ export function compileTexts(policies: Record<string, string>): ReturnType<typeo
   return compileAuthorizer(list);
 }
 
-/** Decides with the compiled path. Throws when the set is not supported. */
-export function decideCompiled(policies: Record<string, string>, req: ReferenceRequest = {}): NormalizedResponse {
-  const compiled = compileTexts(policies);
-  if (!compiled.ok) throw new TypeError(`unsupported: ${JSON.stringify(compiled.unsupported)}`);
+/** Converts a test request to compiled-path values (defaults as {@link ReferenceRequest} says). */
+export function toCompiledRequest(req: ReferenceRequest = {}): CompiledAuthorizationRequest {
   const uid = (u: UidJson | undefined, type: string, id: string) => new EntityUid(u?.type ?? type, u?.id ?? id);
   const context = convert(req.context ?? {});
   if (!(context instanceof CedarRecord)) throw new TypeError('test data: context must be a record');
-  const response: CompiledAuthorizationResponse = compiled.authorizer.isAuthorized({
+  return {
     principal: uid(req.principal, 'User', 'alice'),
     action: uid(req.action, 'Action', 'view'),
     resource: uid(req.resource, 'Doc', 'd'),
     context,
     entities: lookupFromJson(req.entities ?? []),
-  });
-  return normalize(response);
+  };
+}
+
+/** Decides with the compiled path. Throws when the set is not supported. */
+export function decideCompiled(policies: Record<string, string>, req: ReferenceRequest = {}): NormalizedResponse {
+  const compiled = compileTexts(policies);
+  if (!compiled.ok) throw new TypeError(`unsupported: ${JSON.stringify(compiled.unsupported)}`);
+  return normalizeResponse(compiled.authorizer.isAuthorized(toCompiledRequest(req)));
 }
 
 /** Decides with both engines. */
