@@ -237,14 +237,24 @@ export interface DecisionBackend {
   begin(request: BackendRequest): { evaluate(principal: EntityRef): BackendAnswer };
 }
 
+/**
+ * The entities one request can reach, which is all the engine is given: the principals, the resource, the
+ * entities the context and the policies name, their ancestors and every entity their attributes reference,
+ * transitively. An entity outside it does not exist for the decision.
+ */
+export function requestSlice(req: BackendRequest): EntityJson[] {
+  const { set } = req;
+  const seeds: EntityRef[] = [...req.chain, req.resource, ...set.literalEntities];
+  collectRefs(req.callerContext, set.schemaInfo.entityTypes, seeds);
+  return entitySlice(seeds, req.lookup, set.schemaInfo.entityTypes);
+}
+
 /** The reference backend: cedar-wasm `statefulIsAuthorized` over the pre-parsed schema and set in `slot`. */
 export const referenceBackend: DecisionBackend = {
   name: 'reference',
   begin(req) {
     const { set } = req;
-    const seeds: EntityRef[] = [...req.chain, req.resource];
-    collectRefs(req.callerContext, set.schemaInfo.entityTypes, seeds);
-    const entities = entitySlice(seeds, req.lookup, set.schemaInfo.entityTypes);
+    const entities = requestSlice(req);
     const actionUid = { type: set.schemaInfo.actionType, id: req.action };
     return {
       evaluate(principal) {

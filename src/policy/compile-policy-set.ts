@@ -32,6 +32,12 @@ export interface CompiledPolicySet {
   staticPolicies: Record<string, string>;
   /** Directory entities by `Type::"id"`. */
   entities: ReadonlyMap<string, EntityJson>;
+  /**
+   * Entities the policies name as literals (`Group::"staff"`, outside the action type): every request's
+   * entity slice includes them, so that a policy reading a literal's attributes or ancestors sees the
+   * directory's data rather than a missing entity.
+   */
+  literalEntities: readonly EntityRef[];
   warnings: PolicyDiagnostic[];
 }
 
@@ -134,7 +140,10 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
   for (const f of [dir.schema, ...dir.policies, ...(dir.entitiesFile ? [dir.entitiesFile] : [])].sort((a, b) => (a.path < b.path ? -1 : 1))) {
     hash.update(f.path).update('\0').update(f.text).update('\0');
   }
+  const literals = new Map<string, EntityRef>();
+  for (const p of policies) collectLiteralEntities(p.json, schemaInfo, literals);
   return {
+    literalEntities: [...literals.values()],
     version: `sha256:${hash.digest('hex')}`,
     schemaText,
     schemaInfo,
@@ -144,6 +153,22 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
     entities,
     warnings,
   };
+}
+
+/** Collects entity literals of a policy's JSON form (scope constraints and `__entity` values), actions excluded. */
+function collectLiteralEntities(json: unknown, schemaInfo: SchemaInfo, out: Map<string, EntityRef>, depth = 0): void {
+  if (depth > 200 || typeof json !== 'object' || json === null) return;
+  if (Array.isArray(json)) {
+    for (const v of json) collectLiteralEntities(v, schemaInfo, out, depth + 1);
+    return;
+  }
+  const o = json as Record<string, unknown>;
+  const ref = (o.__entity ?? o) as { type?: unknown; id?: unknown };
+  if (typeof ref.type === 'string' && typeof ref.id === 'string' && ref.type !== schemaInfo.actionType && schemaInfo.entityTypes.has(ref.type)) {
+    const r = { type: ref.type, id: ref.id };
+    out.set(formatEntityRef(r), r);
+  }
+  for (const v of Object.values(o)) collectLiteralEntities(v, schemaInfo, out, depth + 1);
 }
 
 function parseSchema(file: PolicySourceFile, errors: PolicyDiagnostic[]): SchemaJson<string> | undefined {

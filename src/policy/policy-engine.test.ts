@@ -291,3 +291,35 @@ test('default policy ids and lines follow source order, and validation errors na
     await fx.cleanup();
   }
 });
+
+for (const kind of ['reference', 'compiled'] as const) {
+  test(`${kind} engine: entities named by policies are part of every request's slice (their ancestors and attributes count)`, async () => {
+    const entities = [
+      ...(await import('../../test/fixtures/policy-dir.ts')).baseEntities(),
+      { uid: { type: 'Group', id: 'staff' }, attrs: {}, parents: [] },
+      { uid: { type: 'Group', id: 'emea' }, attrs: {}, parents: [{ type: 'Group', id: 'staff' }] },
+    ];
+    const fx = await writePolicyDir(
+      {
+        'p.cedar': `
+@id("emea-is-staff")
+permit(principal, action == Action::"read", resource == Dataset::"wiki") when { Group::"emea" in Group::"staff" };
+@id("crm-tool-risk")
+permit(principal, action == Action::"read", resource == Dataset::"salaries") when { Tool::"crm.update".risk == "write" };
+`,
+      },
+      entities,
+    );
+    try {
+      const e = new PolicyEngine({ clock: fixedClock(NOW), engine: kind });
+      const info = await e.loadDirectory(fx.dir);
+      assert.equal(info.engine, kind);
+      assert.deepEqual(info.unsupported, []);
+      // bob's request reaches neither Group::"emea" nor Tool::"crm.update" through its own entities.
+      assert.equal(e.decide(read('bob', 'wiki')).decision, 'allow');
+      assert.equal(e.decide(read('bob', 'salaries')).decision, 'allow');
+    } finally {
+      await fx.cleanup();
+    }
+  });
+}

@@ -6,11 +6,11 @@
  */
 import { InvalidContextError, InvalidEntityError, PolicyEngineError, isMandateError } from '../../core/errors.ts';
 import type { EntityRef } from '../../core/decision.ts';
-import type { BackendAnswer, DecisionBackend } from '../authorize.ts';
+import { requestSlice, type BackendAnswer, type DecisionBackend } from '../authorize.ts';
 import type { CompiledPolicySet } from '../compile-policy-set.ts';
 import { compileAuthorizer, type UnsupportedFeature } from './compiled-authorizer.ts';
 import { convertContext } from './convert-context.ts';
-import { convertEntities, convertEntitiesOnto } from './convert-entities.ts';
+import { convertEntities, convertSlice } from './convert-entities.ts';
 import { buildSchemaModel, findAction } from './schema-model.ts';
 import { EntityUid, type EntityLookup } from './value.ts';
 
@@ -39,10 +39,12 @@ export function createCompiledBackend(set: CompiledPolicySet): { ok: true; backe
     begin(req) {
       const action = findAction(model, req.action);
       if (!action) throw new PolicyEngineError('the compiled engine does not know an action the schema defines', { detail: req.action });
-      let entities: EntityLookup = base;
+      let entities: EntityLookup;
       let context;
       try {
-        if (req.requestEntities.size > 0) entities = convertEntitiesOnto([...req.requestEntities.values()], model, base);
+        // The same slice the reference engine is given: outside it an entity does not exist, and caller
+        // entities outside it are not checked, on either path.
+        entities = convertSlice(requestSlice(req), req.requestEntities, model, base);
         context = convertContext(req.context, action, model);
       } catch (err) {
         throw sameWordsAsReference(err);
