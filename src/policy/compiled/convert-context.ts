@@ -28,11 +28,20 @@ export function convertContext(json: unknown, action: ActionModel | EntityRef, m
     if (!declared) throw new UnknownActionError(`action ${key} is not defined by the policy schema`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidContextError('context must be a JSON object');
-  const site: ValueSite = {
-    model,
-    refuse: (path, message) => new InvalidContextError(`context${path === '' ? '' : path.startsWith('[') ? path : `.${path}`}: ${message}`),
-  };
-  return new CedarRecord(convertRecordAttributes(json as Record<string, unknown>, declared.context, site, [], 'context attribute'));
+  return new CedarRecord(convertRecordAttributes(json as Record<string, unknown>, declared.context, new ContextSite(model), [], 'context attribute'));
+}
+
+/** Refusals inside a context: `context.args.amount: …` (a class: no closure per request). */
+class ContextSite implements ValueSite {
+  readonly model: SchemaModel;
+
+  constructor(model: SchemaModel) {
+    this.model = model;
+  }
+
+  refuse(path: string, message: string): Error {
+    return new InvalidContextError(`context${path === '' ? '' : path.startsWith('[') ? path : `.${path}`}: ${message}`);
+  }
 }
 
 /**

@@ -18,7 +18,7 @@
  * whose parent the directory does not define, as it does when both go to cedar-wasm together.
  */
 import { InvalidEntityError } from '../../core/errors.ts';
-import { checkEnumId, convertRecordAttributes, convertTypedValue, presentKeys, readEntityUid, type ValuePath, type ValueSite } from './convert-value.ts';
+import { checkEnumId, convertRecordAttributes, convertTypedValue, formatPath, presentKeys, readEntityUid, type ValuePath, type ValueSite } from './convert-value.ts';
 import { isActionType, type ActionModel, type EntityTypeModel, type SchemaModel } from './schema-model.ts';
 import type { EntityJson } from '../types.ts';
 import { EntityUid, valueEquals, type CedarValue, type EntityData, type EntityLookup } from './value.ts';
@@ -64,9 +64,6 @@ export function convertEntities(json: readonly EntityJson[], model: SchemaModel)
 export function convertEntitiesOnto(json: readonly EntityJson[], model: SchemaModel, base: ReadonlyMap<string, EntityData>): EntityOverlay {
   const parsed = parseAll(json, model, base);
   const added = new Map<string, EntityData>();
-  // Cedar closes the hierarchy over the entity data it is given; the schema's own action entities are added
-  // afterwards, so they are not expanded when an action entity's parents are checked.
-  const expandable = (e: EntityData) => model.actionEntities.get(e.uid.key) !== e;
   for (const [key, p] of parsed) {
     const anc = new Set<string>();
     const stack = [...p.parentKeys];
@@ -80,7 +77,9 @@ export function convertEntitiesOnto(json: readonly EntityJson[], model: SchemaMo
         continue;
       }
       const b = base.get(k);
-      if (!b || !expandable(b)) continue;
+      // Cedar closes the hierarchy over the entity data it is given; the schema's own action entities are
+      // added afterwards, so they are not expanded when an action entity's parents are checked.
+      if (!b || model.actionEntities.get(k) === b) continue;
       for (const a of b.ancestors) {
         if (anc.has(a)) continue;
         anc.add(a);
@@ -181,17 +180,17 @@ export class EntityOverlay implements EntityLookup {
 function parseAll(json: readonly EntityJson[], model: SchemaModel, base: ReadonlyMap<string, EntityData> | undefined): Map<string, ParsedEntity> {
   if (!Array.isArray(json)) throw new InvalidEntityError('entities must be a list');
   const parsed = new Map<string, ParsedEntity>();
-  json.forEach((raw, index) => {
-    const p = parseEntity(raw, index, model);
+  for (let index = 0; index < json.length; index++) {
+    const p = parseEntity(json[index], index, model);
     const earlier = parsed.get(p.uid.key);
     // Cedar keeps one of two equal descriptions of an entity and refuses two that differ.
-    if (earlier && sameEntity(earlier, p)) return;
+    if (earlier && sameEntity(earlier, p)) continue;
     const inBase = base?.get(p.uid.key);
     if (earlier || (inBase && !(p.action && model.actionEntities.has(p.uid.key)))) {
       throw new InvalidEntityError(`duplicate entity entry ${p.uid.key}: it is described twice, differently`);
     }
     parsed.set(p.uid.key, p);
-  });
+  }
   return parsed;
 }
 
@@ -229,48 +228,64 @@ function parseEntity(raw: unknown, index: number, model: SchemaModel): ParsedEnt
   if (present(tags) && !isObject(tags)) throw new InvalidEntityError(`entity ${name}: tags must be a map of tag names to values`);
   const tagMap = isObject(tags) ? tags : {};
 
-  const site = (what: 'attribute' | 'tag'): ValueSite => ({
-    model,
-    refuse: (path, message) => new InvalidEntityError(`entity ${name}: ${path === '' ? '' : `${what} ${path}: `}${message}`),
-  });
+  const parentUids: EntityUid[] = [];
   const parentKeys: string[] = [];
-  const readParent = (p: unknown, i: number): EntityUid => {
-    const puid = readEntityUid(p);
+  for (let i = 0; i < parents.length; i++) {
+    const puid = readEntityUid(present(parents[i]) ? parents[i] : null);
     if (puid === 'expr-escape') throw new InvalidEntityError(`entity ${name}: parents[${i}]: the \`__expr\` escape is no longer supported`);
     if (!puid) throw new InvalidEntityError(`entity ${name}: parents[${i}] must be { "type": "...", "id": "..." }`);
+    parentUids.push(puid);
     parentKeys.push(puid.key);
-    return puid;
-  };
+  }
 
   if (isActionType(uid.type)) {
     const action = model.actions.get(name);
     if (!action) throw new InvalidEntityError(`entity ${name}: found an action entity that the schema does not declare`);
     // The schema's action entities have no attributes or tags (Cedar-syntax schemas cannot give them any).
     if (presentKeys(attrs).length > 0 || presentKeys(tagMap).length > 0) throw mismatch(name);
-    parents.forEach(readParent);
     return { uid, attrs: NO_VALUES, tags: NO_VALUES, parentKeys, action };
   }
 
   const et = model.entityTypes.get(uid.type);
   if (!et) throw new InvalidEntityError(`entity ${name}: type \`${uid.type}\` is not declared in the schema`);
   const root: ValuePath = [];
-  checkEnumId(uid, { model, refuse: (_p, m) => new InvalidEntityError(`entity ${name}: uid: ${m}`) }, root);
-  const convertedAttrs = convertRecordAttributes(attrs, et.shape, site('attribute'), root, 'attribute');
-  const convertedTags = convertTags(tagMap, et, site('tag'));
-  parents.forEach((p, i) => {
-    const puid = readParent(present(p) ? p : null, i);
+  checkEnumId(uid, new EntitySite(model, name, 'uid'), root);
+  const convertedAttrs = convertRecordAttributes(attrs, et.shape, new EntitySite(model, name, 'attribute'), root, 'attribute');
+  const convertedTags = convertTags(tagMap, et, new EntitySite(model, name, 'tag'));
+  for (let i = 0; i < parentUids.length; i++) {
+    const puid = parentUids[i] as EntityUid;
     if (!et.ancestorTypes.has(puid.type)) {
       throw new InvalidEntityError(`entity ${name}: parents[${i}]: ${puid.key} may not be a parent: the schema allows ${describeParents(et)}`);
     }
-    checkEnumId(puid, site('attribute'), [`parents[${i}]`]);
-  });
+    checkEnumId(puid, new EntitySite(model, name, `parents[${i}]`), root);
+  }
   return { uid, attrs: convertedAttrs, tags: convertedTags, parentKeys, action: undefined };
+}
+
+/**
+ * Refusals inside one entity: `entity User::"a": attribute addr.zip: …`. A class rather than a closure per
+ * entity: tsx's transform wraps every function expression in a naming helper that costs on hot paths.
+ */
+class EntitySite implements ValueSite {
+  readonly model: SchemaModel;
+  readonly #name: string;
+  readonly #what: string;
+
+  constructor(model: SchemaModel, name: string, what: string) {
+    this.model = model;
+    this.#name = name;
+    this.#what = what;
+  }
+
+  refuse(path: string, message: string): Error {
+    return new InvalidEntityError(`entity ${this.#name}: ${path === '' ? `${this.#what}: ` : `${this.#what} ${path}: `}${message}`);
+  }
 }
 
 function convertTags(tags: Record<string, unknown>, et: EntityTypeModel, site: ValueSite): ReadonlyMap<string, CedarValue> {
   const keys = presentKeys(tags);
   if (keys.length === 0) return NO_VALUES;
-  if (!et.tags) throw site.refuse('', `tag \`${keys[0]}\` found, but the schema declares no tags for \`${et.name}\``);
+  if (!et.tags) throw site.refuse(formatPath([keys[0] as string]), `the schema declares no tags for \`${et.name}\``);
   const out = new Map<string, CedarValue>();
   const path: ValuePath = [];
   for (const k of keys) {

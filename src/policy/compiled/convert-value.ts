@@ -286,10 +286,10 @@ export function convertRecordAttributes(
   for (const k of Object.keys(v)) {
     const raw = v[k];
     if (!present(raw)) continue;
-    if (!isWellFormedString(k)) throw site.refuse(formatPath(path), `${noun} name ${JSON.stringify(k)} holds a lone UTF-16 surrogate`);
     const at = t.attrs.get(k);
+    // A declared name is well-formed text; any other name is refused, lone surrogate or not.
+    if (!at) throw site.refuse(formatPath([...path, k]), `${noun} \`${k}\` is not declared by the schema`);
     path.push(k);
-    if (!at) throw site.refuse(formatPath(path), `${noun} \`${k}\` is not declared by the schema`);
     out.set(k, convertTypedValue(raw, at.type, site, path));
     path.pop();
   }
@@ -344,10 +344,25 @@ function applyTyped(call: Call, site: ValueSite, path: ValuePath): CedarValue {
   return apply(call.fn, args, site, path);
 }
 
+// Constructor results by `fn` and text. Extension values are immutable, and requests repeat the same texts
+// (Mandate's `context.time.now` within a millisecond, addresses, amounts), so parsing each once is enough.
+const constructed = new Map<string, CedarValue>();
+const MAX_CONSTRUCTED = 1024;
+
 function apply(fn: string, args: readonly CedarValue[], site: ValueSite, path: ValuePath): CedarValue {
+  const text = args.length === 1 && typeof args[0] === 'string' ? args[0] : undefined;
+  const cacheKey = text === undefined ? undefined : `${fn}\u0000${text}`;
+  if (cacheKey !== undefined) {
+    const hit = constructed.get(cacheKey);
+    if (hit !== undefined) return hit;
+  }
   const result = callExtensionFunction(fn, args);
   if (result === undefined) throw site.refuse(formatPath(path), `extension function \`${fn}\` does not exist`);
   if (result instanceof ExtensionError) throw site.refuse(formatPath(path), result.message);
+  if (cacheKey !== undefined) {
+    if (constructed.size >= MAX_CONSTRUCTED) constructed.clear();
+    constructed.set(cacheKey, result);
+  }
   return result;
 }
 
