@@ -237,16 +237,32 @@ export interface DecisionBackend {
   begin(request: BackendRequest): { evaluate(principal: EntityRef): BackendAnswer };
 }
 
+/** The entities one request can reach: the part shared by every request (from the policies' literals) and its own. */
+export interface RequestSlice {
+  /** Directory entities reachable from the policies' literals (the same for every request). */
+  literal: readonly EntityJson[];
+  literalKeys: ReadonlySet<string>;
+  /** The rest: from the principals, the resource and the context, transitively. */
+  dynamic: EntityJson[];
+  dynamicKeys: ReadonlySet<string>;
+}
+
 /**
  * The entities one request can reach, which is all the engine is given: the principals, the resource, the
  * entities the context and the policies name, their ancestors and every entity their attributes reference,
- * transitively. An entity outside it does not exist for the decision.
+ * transitively. An entity outside it does not exist for the decision. The literals' part is computed once
+ * per policy set; only a caller-described entity that it reaches is added per request.
  */
-export function requestSlice(req: BackendRequest): EntityJson[] {
+export function requestSlice(req: BackendRequest): RequestSlice {
   const { set } = req;
-  const seeds: EntityRef[] = [...req.chain, req.resource, ...set.literalEntities];
+  const seeds: EntityRef[] = [...req.chain, req.resource];
   collectRefs(req.callerContext, set.schemaInfo.entityTypes, seeds);
-  return entitySlice(seeds, req.lookup, set.schemaInfo.entityTypes);
+  if (set.literalDangling.size > 0) {
+    for (const [key, e] of req.requestEntities) if (set.literalDangling.has(key)) seeds.push(e.uid);
+  }
+  const dynamicKeys = new Set<string>();
+  const dynamic = entitySlice(seeds, req.lookup, set.schemaInfo.entityTypes, undefined, { skip: set.literalSliceKeys, seen: dynamicKeys });
+  return { literal: set.literalSlice, literalKeys: set.literalSliceKeys, dynamic, dynamicKeys };
 }
 
 /** The reference backend: cedar-wasm `statefulIsAuthorized` over the pre-parsed schema and set in `slot`. */
@@ -254,7 +270,8 @@ export const referenceBackend: DecisionBackend = {
   name: 'reference',
   begin(req) {
     const { set } = req;
-    const entities = requestSlice(req);
+    const slice = requestSlice(req);
+    const entities = slice.literal.length > 0 ? [...slice.literal, ...slice.dynamic] : slice.dynamic;
     const actionUid = { type: set.schemaInfo.actionType, id: req.action };
     return {
       evaluate(principal) {

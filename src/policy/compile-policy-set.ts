@@ -9,7 +9,7 @@ import type { DetailedError, SchemaJson } from '@cedar-policy/cedar-wasm/nodejs'
 import { PolicySetInvalidError } from '../core/errors.ts';
 import { formatEntityRef, type EntityRef } from '../core/decision.ts';
 import { byteOffsetToLineColumn, charIndexToLine } from './source-position.ts';
-import { normalizeEntity, entityKey } from './entities.ts';
+import { normalizeEntity, entityKey, entitySlice } from './entities.ts';
 import type { PolicyDirectory } from './read-policy-directory.ts';
 import type { EntityJson, LoadedPolicy, PolicyDiagnostic, PolicySourceFile } from './types.ts';
 
@@ -38,6 +38,11 @@ export interface CompiledPolicySet {
    * directory's data rather than a missing entity.
    */
   literalEntities: readonly EntityRef[];
+  /** The directory entities reachable from the literals (computed once; part of every request's slice). */
+  literalSlice: readonly EntityJson[];
+  literalSliceKeys: ReadonlySet<string>;
+  /** Keys reached from the literals that the directory does not define: a caller may describe them. */
+  literalDangling: ReadonlySet<string>;
   warnings: PolicyDiagnostic[];
 }
 
@@ -142,8 +147,15 @@ export function compilePolicySet(dir: Pick<PolicyDirectory, 'schema' | 'policies
   }
   const literals = new Map<string, EntityRef>();
   for (const p of policies) collectLiteralEntities(p.json, schemaInfo, literals);
+  const literalSliceKeys = new Set<string>();
+  const literalDangling = new Set<string>();
+  const literalSlice = entitySlice([...literals.values()], (k) => entities.get(k), schemaInfo.entityTypes, Number.MAX_SAFE_INTEGER, { seen: literalSliceKeys, missing: literalDangling });
+  for (const k of literalDangling) literalSliceKeys.delete(k);
   return {
     literalEntities: [...literals.values()],
+    literalSlice,
+    literalSliceKeys,
+    literalDangling,
     version: `sha256:${hash.digest('hex')}`,
     schemaText,
     schemaInfo,

@@ -112,17 +112,22 @@ export function entitySlice(
   lookup: (key: string) => EntityJson | undefined,
   entityTypes: ReadonlySet<string>,
   limit = 10_000,
+  options: { skip?: ReadonlySet<string>; seen?: Set<string>; missing?: Set<string> } = {},
 ): EntityJson[] {
-  const seen = new Set<string>();
+  // `skip`: keys already given (with their closure) by another slice; `missing`: collects keys reached but not found.
+  const seen = options.seen ?? new Set<string>();
   const out: EntityJson[] = [];
   const queue: EntityRef[] = [...seeds];
   while (queue.length > 0) {
     const ref = queue.pop() as EntityRef;
     const key = entityKey(ref);
-    if (seen.has(key)) continue;
+    if (seen.has(key) || options.skip?.has(key)) continue;
     seen.add(key);
     const e = lookup(key);
-    if (!e) continue;
+    if (!e) {
+      options.missing?.add(key);
+      continue;
+    }
     out.push(e);
     if (out.length > limit) throw new InvalidEntityError(`the request reaches more than ${limit} entities`);
     for (const p of e.parents) queue.push(p);

@@ -10,7 +10,8 @@ import { requestSlice, type BackendAnswer, type DecisionBackend } from '../autho
 import type { CompiledPolicySet } from '../compile-policy-set.ts';
 import { compileAuthorizer, type UnsupportedFeature } from './compiled-authorizer.ts';
 import { convertContext } from './convert-context.ts';
-import { convertEntities, convertSlice } from './convert-entities.ts';
+import { convertEntities, convertEntitiesOnto } from './convert-entities.ts';
+import { entityKey } from '../entities.ts';
 import { buildSchemaModel, findAction } from './schema-model.ts';
 import { EntityUid, type EntityLookup } from './value.ts';
 
@@ -44,7 +45,11 @@ export function createCompiledBackend(set: CompiledPolicySet): { ok: true; backe
       try {
         // The same slice the reference engine is given: outside it an entity does not exist, and caller
         // entities outside it are not checked, on either path.
-        entities = convertSlice(requestSlice(req), req.requestEntities, model, base);
+        const slice = requestSlice(req);
+        const described = slice.dynamic.filter((e) => req.requestEntities.has(entityKey(e.uid)));
+        const data: EntityLookup = described.length > 0 ? convertEntitiesOnto(described, model, base) : base;
+        const { literalKeys, dynamicKeys } = slice;
+        entities = { get: (key) => (dynamicKeys.has(key) || literalKeys.has(key) || model.actionEntities.has(key) ? data.get(key) : undefined) };
         context = convertContext(req.context, action, model);
       } catch (err) {
         throw sameWordsAsReference(err);
