@@ -4,6 +4,7 @@
  */
 import { EXIT_FAILURE, EXIT_OK, type CliCommand } from './command.ts';
 import { formatDiagnostic, loadPolicyDirectory, printRefusal } from './policy-directory-io.ts';
+import { createCompiledBackend } from '../policy/compiled/compiled-backend.ts';
 
 /** The `policy validate` command. */
 export const policyValidateCommand: CliCommand = {
@@ -35,6 +36,14 @@ file:line:col: error: message (and warnings likewise), then a summary with the s
     const m = compiled.entities.size;
     const warned = compiled.warnings.length > 0 ? `, ${compiled.warnings.length} warning${compiled.warnings.length === 1 ? '' : 's'}` : '';
     io.stdout(`${n} ${n === 1 ? 'policy' : 'policies'}, ${m} ${m === 1 ? 'entity' : 'entities'}: valid${warned} (version ${compiled.version})\n`);
+    // Which engine will decide: the compiled one, or — for a set using something it does not support — the
+    // reference engine for the whole set. Nothing is approximated, and the operator is told.
+    const backend = createCompiledBackend(compiled);
+    if (backend.ok) io.stdout('engine: compiled (the default; policy.engine: reference selects cedar-wasm)\n');
+    else {
+      io.stdout('engine: reference — the compiler does not support this set, so cedar-wasm decides for all of it:\n');
+      for (const u of backend.unsupported) io.stdout(`  ${u.policyId}: ${u.feature}\n`);
+    }
     return EXIT_OK;
   },
 };

@@ -86,7 +86,7 @@ test('policy validate: summary with version for a valid set; file:line:col error
   await withDir(CLEAN_POLICIES, async (dir) => {
     const ok = await mandate(['policy', 'validate', dir]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^3 policies, 9 entities: valid \(version sha256:[0-9a-f]{64}\)\n$/);
+    assert.match(ok.stdout, /^3 policies, 9 entities: valid \(version sha256:[0-9a-f]{64}\)\nengine: compiled /);
   });
   await withDir({ ...CLEAN_POLICIES, 'bad.cedar': INVALID_POLICY }, async (dir) => {
     const bad = await mandate(['policy', 'validate', dir]);
