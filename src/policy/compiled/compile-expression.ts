@@ -20,6 +20,7 @@ import {
   LONG_MIN,
   typeOfValue,
   valueEquals,
+  valueKey,
   type CedarValue,
   type EntityLookup,
 } from './value.ts';
@@ -443,12 +444,24 @@ class Compiler {
         return arith('subtract', (a, b) => a - b);
       case '*':
         return arith('multiply', (a, b) => a * b);
-      case 'contains':
+      case 'contains': {
+        if (!right.constant && left.value instanceof CedarSet && left.value.items.every((x) => typeof x !== 'object')) {
+          // A literal set of primitives (`["a", "b"].contains(x)`): a JS Set compares them as Cedar does
+          // (SameValueZero: strings, booleans and bigints by value), and nothing else can be a member.
+          const members: ReadonlySet<unknown> = new Set<unknown>(left.value.items);
+          return { fn: (env) => members.has(r(env)), constant: false };
+        }
+        if (right.constant && !left.constant) {
+          // A literal member (`principal.roles.contains("admin")`): its key is computed once.
+          const key = valueKey(right.value as CedarValue);
+          return { fn: (env) => asSet(l(env)).keys().has(key), constant: false };
+        }
         return this.node((env) => {
           const a = l(env);
           const b = r(env);
           return asSet(a).has(b);
         }, [left, right]);
+      }
       case 'containsAll':
         return this.node((env) => {
           const a = l(env);

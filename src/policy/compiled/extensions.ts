@@ -111,11 +111,14 @@ export class IpAddr implements ExtensionValue {
   /** The address bits as written (host bits are kept, not masked). */
   readonly addr: bigint;
   readonly prefix: number;
+  /** An IPv4 address as a number, so that the common IPv4 checks need no BigInt arithmetic. */
+  readonly #v4: number;
 
   constructor(version: 4 | 6, addr: bigint, prefix: number) {
     this.version = version;
     this.addr = addr;
     this.prefix = prefix;
+    this.#v4 = version === 4 ? Number(addr) : 0;
   }
 
   equals(other: ExtensionValue): boolean {
@@ -128,30 +131,42 @@ export class IpAddr implements ExtensionValue {
 
   /** `127.0.0.0/8` (with a prefix of at least 8) or `::1/128`. */
   isLoopback(): boolean {
-    if (this.version === 4) return this.addr >> 24n === 127n && this.prefix >= 8;
+    if (this.version === 4) return this.#v4 >>> 24 === 127 && this.prefix >= 8;
     return this.addr === 1n && this.prefix >= 128;
   }
 
   /** `224.0.0.0/4` or `ff00::/8`, with a prefix at least that long. */
   isMulticast(): boolean {
-    if (this.version === 4) return this.addr >> 28n === 0xen && this.prefix >= 4;
+    if (this.version === 4) return this.#v4 >>> 28 === 0xe && this.prefix >= 4;
     return this.addr >> 120n === 0xffn && this.prefix >= 8;
   }
 
   /** Whether every address of this range lies within `other`'s; IPv4 and IPv6 never contain each other. */
   isInRange(other: IpAddr): boolean {
     if (this.version !== other.version) return false;
-    const bits = this.version === 4 ? 32n : 128n;
-    const all = (1n << bits) - 1n;
-    const hostMask = (prefix: number) => all >> BigInt(prefix);
-    const netMask = (prefix: number) => all ^ hostMask(prefix);
-    const selfNetwork = this.addr & netMask(this.prefix);
-    const otherNetwork = other.addr & netMask(other.prefix);
-    const selfBroadcast = this.addr | hostMask(this.prefix);
-    const otherBroadcast = other.addr | hostMask(other.prefix);
+    if (this.version === 4) {
+      const a = this.#v4;
+      const b = other.#v4;
+      const selfNetwork = (a & v4NetMask(this.prefix)) >>> 0;
+      const otherNetwork = (b & v4NetMask(other.prefix)) >>> 0;
+      const selfBroadcast = (a | v4HostMask(this.prefix)) >>> 0;
+      const otherBroadcast = (b | v4HostMask(other.prefix)) >>> 0;
+      return otherNetwork <= selfNetwork && selfBroadcast <= otherBroadcast;
+    }
+    const selfNetwork = this.addr & (V6_NET_MASKS[this.prefix] as bigint);
+    const otherNetwork = other.addr & (V6_NET_MASKS[other.prefix] as bigint);
+    const selfBroadcast = this.addr | (V6_HOST_MASKS[this.prefix] as bigint);
+    const otherBroadcast = other.addr | (V6_HOST_MASKS[other.prefix] as bigint);
     return otherNetwork <= selfNetwork && selfBroadcast <= otherBroadcast;
   }
 }
+
+// JavaScript shifts count modulo 32, so the 0 and 32 ends are spelled out.
+const v4HostMask = (prefix: number): number => (prefix >= 32 ? 0 : 0xffffffff >>> prefix);
+const v4NetMask = (prefix: number): number => ~v4HostMask(prefix);
+const V6_ALL = (1n << 128n) - 1n;
+const V6_HOST_MASKS: readonly bigint[] = Array.from({ length: 129 }, (_, p) => V6_ALL >> BigInt(p));
+const V6_NET_MASKS: readonly bigint[] = V6_HOST_MASKS.map((m) => V6_ALL ^ m);
 
 /** The longest text Cedar accepts: `ABCD:EF01:2345:6789:ABCD:EF01:2345:6789/128`. */
 const IP_TEXT_MAX_BYTES = 43;
@@ -165,7 +180,10 @@ const IP_TEXT_MAX_BYTES = 43;
  * @see https://docs.cedarpolicy.com/policies/syntax-operators.html#function-ip
  */
 export function parseIpAddr(text: string): IpAddr | ExtensionError {
-  if (utf8Length(text) > IP_TEXT_MAX_BYTES) {
+  // The usual case, a plain dotted quad, without allocating: it cannot hit any of the checks below first.
+  const quad = parseIpv4(text, 0, text.length);
+  if (quad >= 0) return new IpAddr(4, BigInt(quad), 32);
+  if (text.length > IP_TEXT_MAX_BYTES || (text.length > IP_TEXT_MAX_BYTES / 3 && utf8Length(text) > IP_TEXT_MAX_BYTES)) {
     return failed('ipaddr', `error parsing IP address from string \`${text}\`: string length is too large`);
   }
   if (countAtLeastTwo(text, ':') && countAtLeastTwo(text, '.')) {
@@ -173,17 +191,17 @@ export function parseIpAddr(text: string): IpAddr | ExtensionError {
   }
   const slash = text.indexOf('/');
   if (slash < 0) {
-    const single = parseIpv4(text) ?? parseIpv6(text);
-    if (!single) return failed('ipaddr', `invalid IP address: ${text}`);
-    return new IpAddr(single.version, single.addr, single.version === 4 ? 32 : 128);
+    const v6 = parseIpv6(text);
+    return v6 === undefined ? failed('ipaddr', `invalid IP address: ${text}`) : new IpAddr(6, v6, 128);
   }
   const addrText = text.slice(0, slash);
   const prefixText = text.slice(slash + 1);
-  const addr = parseIpv4(addrText) ?? parseIpv6(addrText);
-  if (!addr) return failed('ipaddr', `error parsing IP address from the string \`${addrText}\`: invalid IP address syntax`);
-  const prefix = addr.version === 4 ? parsePrefix(prefixText, 32, 2) : parsePrefix(prefixText, 128, 3);
+  const v4 = parseIpv4(text, 0, slash);
+  const v6 = v4 >= 0 ? undefined : parseIpv6(addrText);
+  if (v4 < 0 && v6 === undefined) return failed('ipaddr', `error parsing IP address from the string \`${addrText}\`: invalid IP address syntax`);
+  const prefix = v4 >= 0 ? parsePrefix(prefixText, 32, 2) : parsePrefix(prefixText, 128, 3);
   if (prefix instanceof ExtensionError) return prefix;
-  return new IpAddr(addr.version, addr.addr, prefix);
+  return v4 >= 0 ? new IpAddr(4, BigInt(v4), prefix) : new IpAddr(6, v6 as bigint, prefix);
 }
 
 function countAtLeastTwo(s: string, c: string): boolean {
@@ -204,18 +222,33 @@ function parsePrefix(s: string, max: number, maxLength: number): number | Extens
   return n;
 }
 
-/** Rust's `Ipv4Addr::from_str`: four decimal octets of one to three digits, no leading zero, each ≤ 255. */
-function parseIpv4(s: string): { version: 4; addr: bigint } | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
+/**
+ * Rust's `Ipv4Addr::from_str` on `s[start, end)`: four decimal octets of one to three digits, no leading
+ * zero, each ≤ 255. Returns the address as an unsigned 32-bit number, or -1.
+ */
+function parseIpv4(s: string, start: number, end: number): number {
   let addr = 0;
-  for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p) || (p.length > 1 && p.startsWith('0'))) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    addr = addr * 256 + n;
+  let parts = 0;
+  let i = start;
+  while (parts < 4) {
+    const first = i;
+    let octet = 0;
+    while (i < end && i - first < 4) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      octet = octet * 10 + c;
+      i++;
+    }
+    const digits = i - first;
+    if (digits === 0 || digits > 3 || octet > 255 || (digits > 1 && s.charCodeAt(first) === 48)) return -1;
+    addr = addr * 256 + octet;
+    parts++;
+    if (parts < 4) {
+      if (i >= end || s.charCodeAt(i) !== 46) return -1;
+      i++;
+    }
   }
-  return { version: 4, addr: BigInt(addr) };
+  return i === end ? addr : -1;
 }
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -224,7 +257,7 @@ const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
  * Rust's `Ipv6Addr::from_str`, without the embedded-IPv4 tail (any such text has two colons and three dots,
  * which Cedar refuses before parsing): up to eight groups, `::` standing for at least one zero group.
  */
-function parseIpv6(s: string): { version: 6; addr: bigint } | undefined {
+function parseIpv6(s: string): bigint | undefined {
   const groups = (text: string): number[] | undefined => {
     if (text === '') return [];
     const out: number[] = [];
@@ -248,7 +281,7 @@ function parseIpv6(s: string): { version: 6; addr: bigint } | undefined {
   }
   let addr = 0n;
   for (const g of all) addr = (addr << 16n) | BigInt(g);
-  return { version: 6, addr };
+  return addr;
 }
 
 // ---------------------------------------------------------------------------------------------------------
