@@ -8,7 +8,7 @@
  */
 import { InvalidContextError, InvalidEntityError, InvalidRequestError, UnknownActionError, UnknownEntityTypeError } from '../../core/errors.ts';
 import type { EntityRef } from '../../core/decision.ts';
-import { checkEnumId, convertRecordAttributes, type ValueSite } from './convert-value.ts';
+import { checkEnumId, convertRecordAttributes, nestingLimitBelow, type ValueSite } from './convert-value.ts';
 import { findAction, type ActionModel, type SchemaModel } from './schema-model.ts';
 import { CedarRecord, EntityUid } from './value.ts';
 
@@ -34,6 +34,8 @@ export function convertContext(json: unknown, action: ActionModel | EntityRef, m
 /** Refusals inside a context: `context.args.amount: …` (a class: no closure per request). */
 class ContextSite implements ValueSite {
   readonly model: SchemaModel;
+  // Context values sit at `{ "context": { here } }`.
+  readonly nestingLimit = nestingLimitBelow(2);
 
   constructor(model: SchemaModel) {
     this.model = model;
@@ -80,5 +82,5 @@ export function checkRequestTypes(principal: EntityRef, action: string | EntityR
 }
 
 function enumSite(model: SchemaModel, role: string): ValueSite {
-  return { model, refuse: (_path, message) => new InvalidEntityError(`${role}: ${message}`) };
+  return { model, nestingLimit: nestingLimitBelow(2), refuse: (_path, message) => new InvalidEntityError(`${role}: ${message}`) };
 }

@@ -18,7 +18,7 @@
  * whose parent the directory does not define, as it does when both go to cedar-wasm together.
  */
 import { InvalidEntityError } from '../../core/errors.ts';
-import { checkEnumId, convertRecordAttributes, convertTypedValue, formatPath, presentKeys, readEntityUid, type ValuePath, type ValueSite } from './convert-value.ts';
+import { checkEnumId, checkNesting, convertRecordAttributes, convertTypedValue, formatPath, nestingLimitBelow, presentKeys, readEntityUid, type ValuePath, type ValueSite } from './convert-value.ts';
 import { isActionType, type ActionModel, type EntityTypeModel, type SchemaModel } from './schema-model.ts';
 import type { EntityJson } from '../types.ts';
 import { EntityUid, valueEquals, type CedarValue, type EntityData, type EntityLookup } from './value.ts';
@@ -223,6 +223,11 @@ function parseEntity(raw: unknown, index: number, model: SchemaModel): ParsedEnt
   if (!uid) throw new InvalidEntityError(`entity #${index}: uid must be { "type": "...", "id": "..." }`);
   const name = uid.key;
   const { attrs, parents, tags } = e;
+  // Fields the conversion does not descend into are still read by cedar-wasm's JSON reader, nesting limit
+  // included; attribute and tag values are checked as they are converted.
+  for (const field of Object.keys(e)) {
+    if (field !== 'attrs' && field !== 'tags') checkNesting(e[field], new EntitySite(model, name, field), [], true);
+  }
   if (!isObject(attrs)) throw new InvalidEntityError(`entity ${name}: attrs must be a map of attribute names to values`);
   if (!Array.isArray(parents)) throw new InvalidEntityError(`entity ${name}: parents must be a list of entity references`);
   if (present(tags) && !isObject(tags)) throw new InvalidEntityError(`entity ${name}: tags must be a map of tag names to values`);
@@ -268,6 +273,8 @@ function parseEntity(raw: unknown, index: number, model: SchemaModel): ParsedEnt
  */
 class EntitySite implements ValueSite {
   readonly model: SchemaModel;
+  // Attribute and tag values sit at `{ "entities": [ { "attrs": { here } } ] }`.
+  readonly nestingLimit = nestingLimitBelow(4);
   readonly #name: string;
   readonly #what: string;
 

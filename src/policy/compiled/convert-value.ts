@@ -29,6 +29,12 @@ import type { ExtensionTypeName, RecordType, SchemaModel, SchemaType } from './s
 /** Where a value sits, for error messages, and how to report a refusal. */
 export interface ValueSite {
   readonly model: SchemaModel;
+  /**
+   * Nesting cedar-wasm's JSON reader allows below the root of the converted values (the limit is 128 levels
+   * of the whole call document, whose own levels come first): a value at path length L holding n levels of
+   * arrays and objects is refused when L + n exceeds it.
+   */
+  readonly nestingLimit: number;
   /** Builds the error that refuses the value; `path` names the attribute, e.g. `roles[2]` or `args.amount`. */
   refuse(path: string, message: string): Error;
 }
@@ -130,7 +136,7 @@ export function isWellFormedString(s: string): boolean {
  * a lone surrogate). Untagged variants whose payload fails this are skipped, as serde skips them.
  */
 function isRawJson(v: unknown, depth = 0): boolean {
-  if (depth > MAX_DEPTH) return false;
+  if (depth > JSON_NESTING_LIMIT) return false;
   switch (typeof v) {
     case 'boolean':
       return true;
@@ -147,8 +153,41 @@ function isRawJson(v: unknown, depth = 0): boolean {
   }
 }
 
-/** Nesting beyond which a value is refused; cedar-wasm's JSON reader gives up at about 125 levels. */
-const MAX_DEPTH = 120;
+/** serde_json's default recursion limit: a document nested 128 levels deep is refused. */
+const JSON_NESTING_LIMIT = 128;
+
+/**
+ * The nesting limit below a value that sits `levels` levels deep in the document cedar-wasm reads (the
+ * entity attributes of `{ "entities": [ { "attrs": { … } } ] }` sit at 4, a context's at 2).
+ */
+export function nestingLimitBelow(levels: number): number {
+  return JSON_NESTING_LIMIT - levels;
+}
+
+/** Levels of arrays and objects in `v` as JSON.stringify writes it, counted up to `cap`. */
+function jsonNesting(v: unknown, cap: number): number {
+  if (typeof v !== 'object' || v === null || cap <= 0) return 0;
+  let deepest = 0;
+  if (Array.isArray(v)) {
+    for (const x of v) deepest = Math.max(deepest, jsonNesting(x, cap - 1));
+  } else {
+    for (const k of Object.keys(v)) deepest = Math.max(deepest, jsonNesting((v as Record<string, unknown>)[k], cap - 1));
+  }
+  return 1 + deepest;
+}
+
+/**
+ * Refuses a value nested deeper than cedar-wasm's JSON reader goes. Measured near the limit only, where the
+ * conversion descends into the value anyway; `always` for values whose parts the conversion skips (an entity
+ * reference's or an escape's extra keys), which the reader still reads.
+ */
+export function checkNesting(v: unknown, site: ValueSite, path: ValuePath, always = false): void {
+  const room = site.nestingLimit - path.length;
+  // Escapes (`{"__extn": {"fn", "args": [...]}}`) add a few levels the path does not count.
+  if ((always || room < 8) && jsonNesting(v, room + 1) > room) {
+    throw site.refuse(formatPath(path), 'nested too deeply for the policy engine\'s JSON reader');
+  }
+}
 
 type Call = { fn: string; args: unknown[] };
 
@@ -225,12 +264,13 @@ function describeJson(v: unknown): string {
  * evaluator has no residual values. In context cedar-wasm refuses it too.
  */
 export function convertTypedValue(v: unknown, t: SchemaType, site: ValueSite, path: ValuePath): CedarValue {
-  if (path.length > MAX_DEPTH) throw site.refuse(formatPath(path), `nested deeper than ${MAX_DEPTH} levels`);
+  checkNesting(v, site, path);
   if (isUnknownPlaceholder(v)) {
     throw site.refuse(formatPath(path), 'unknown() is a partial-evaluation placeholder and is not accepted as a value');
   }
   switch (t.kind) {
     case 'Entity': {
+      checkNesting(v, site, path, true);
       const uid = readEntityUid(v);
       if (uid === 'expr-escape') throw site.refuse(formatPath(path), 'the `__expr` escape is no longer supported');
       if (!uid) throw site.refuse(formatPath(path), `expected a literal entity reference ({ "type": "${t.name}", "id": "..." })`);
@@ -239,6 +279,7 @@ export function convertTypedValue(v: unknown, t: SchemaType, site: ValueSite, pa
       return uid;
     }
     case 'Extension':
+      checkNesting(v, site, path, true);
       return convertExtension(v, t.name, site, path);
     case 'Set': {
       if (!Array.isArray(v)) {
@@ -371,7 +412,7 @@ function apply(fn: string, args: readonly CedarValue[], site: ValueSite, path: V
  * `__extn` escapes recognised only as a record's single key.
  */
 export function convertUntypedValue(v: unknown, site: ValueSite, path: ValuePath): CedarValue {
-  if (path.length > MAX_DEPTH) throw site.refuse(formatPath(path), `nested deeper than ${MAX_DEPTH} levels`);
+  checkNesting(v, site, path);
   switch (typeof v) {
     case 'boolean':
       return v;
