@@ -14,7 +14,7 @@
 import { BOOL, LONG, STRING, type ActionDef, type ActionScope, type Expr, type ExtName, type MethodName, type PatternElem, type PolicyModel, type SchemaModel, type ScopeConstraint, type Ty } from './model.ts';
 import type { Rand } from './random.ts';
 import { ATTR_NAMES, entityType, genType } from './gen-schema.ts';
-import { BAD_EXT_LITERALS, EXT_FN, EXT_LITERALS, POLICY_LONGS, STRINGS, pickId, type UidPool } from './gen-values.ts';
+import { BAD_EXT_LITERALS, BIG_POLICY_LONGS, EXT_FN, EXT_LITERALS, POLICY_LONGS, STRINGS, pickId, type UidPool } from './gen-values.ts';
 import { printExpr } from './print-cedar.ts';
 
 const TAG_KEYS = ['k', 'a', 'x y', '__proto__'];
@@ -146,7 +146,7 @@ function literal(r: Rand, env: Env, ty: Ty, depth: number): Expr {
     case 'Bool':
       return { k: 'lit', v: r.chance(0.5) };
     case 'Long':
-      return { k: 'lit', v: r.pick(POLICY_LONGS) };
+      return { k: 'lit', v: r.chance(0.03) ? r.pick(BIG_POLICY_LONGS) : r.pick(POLICY_LONGS) };
     case 'String':
       return { k: 'lit', v: r.pick(STRINGS) };
     case 'Entity': {

@@ -12,6 +12,7 @@ import { actionEntities, contextToJson, entitiesToJson, genEntities, genRequest,
 import { countConstructs, genPolicy } from './gen-policy.ts';
 import { printPolicy, printSchema } from './print-cedar.ts';
 import { isUnsupported, type DecisionEngine, type DrtAnswer, type DrtRequest } from './engines.ts';
+import { answersFor, minimizeCase } from './minimize.ts';
 
 /** `strict`: policies pass strict validation and engines get the schema (Mandate's mode). `dynamic`: no schema, no validation. */
 export type DrtMode = 'strict' | 'dynamic';
@@ -20,6 +21,8 @@ export type DrtMode = 'strict' | 'dynamic';
 export interface DrtCase {
   mode: DrtMode;
   schemaText: string;
+  /** `Action` or `Ns::Action`, for printing policies. */
+  actionType: string;
   policies: Record<string, string>;
   models: Record<string, PolicyModel>;
   entities: unknown[];
@@ -44,12 +47,14 @@ export interface DrtStats {
   refused: number;
   /** Cases an engine declined as a whole (`unsupported`), by engine. */
   unsupported: Record<string, number>;
+  /** Why sets were declined (ids and numbers blanked), with counts. */
+  unsupportedReasons: Map<string, number>;
   constructs: Map<string, number>;
 }
 
 /** Fresh counters. */
 export function newStats(): DrtStats {
-  return { cases: 0, requests: 0, policiesGenerated: 0, policiesKept: 0, policiesUnparsed: 0, schemasRefused: 0, allow: 0, deny: 0, withErrors: 0, refused: 0, unsupported: {}, constructs: new Map() };
+  return { cases: 0, requests: 0, policiesGenerated: 0, policiesKept: 0, policiesUnparsed: 0, schemasRefused: 0, allow: 0, deny: 0, withErrors: 0, refused: 0, unsupported: {}, unsupportedReasons: new Map(), constructs: new Map() };
 }
 
 /** Builds a case from random choices; undefined when the generated schema is refused (counted). */
@@ -99,7 +104,7 @@ export function buildCase(r: Rand, mode: DrtMode, stats: DrtStats): DrtCase | un
       perturbation: p,
     });
   }
-  return { mode, schemaText, policies, models, entities: entityJson, entityPerturbation: perturbation, requests, generated: n };
+  return { mode, schemaText, actionType: schema.actionType, policies, models, entities: entityJson, entityPerturbation: perturbation, requests, generated: n };
 }
 
 /** Ids of the policies to keep: those that parse, and in strict mode pass strict validation. */
@@ -131,6 +136,16 @@ export function sameAnswer(a: DrtAnswer, b: DrtAnswer): boolean {
 /** A difference between engines; its message is the full case. */
 export class DrtDifference extends Error {
   override name = 'DrtDifference';
+  readonly case: DrtCase;
+  readonly request: DrtRequest;
+  readonly perturbation: Perturbation;
+
+  constructor(message: string, c: DrtCase, request: DrtRequest, perturbation: Perturbation) {
+    super(message);
+    this.case = c;
+    this.request = request;
+    this.perturbation = perturbation;
+  }
 }
 
 /** Runs one case through the engines; throws {@link DrtDifference} at the first disagreement. */
@@ -142,6 +157,9 @@ export function runCase(c: DrtCase, engines: readonly DecisionEngine[], stats: D
     const set = engine.prepare(schema, c.policies);
     if (isUnsupported(set)) {
       stats.unsupported[engine.name] = (stats.unsupported[engine.name] ?? 0) + 1;
+      for (const reason of new Set(set.unsupported.split('; ').map((x) => `${engine.name}: ${x.replace(/^p\d+: /, '').replace(/-?\d{6,}/g, 'N')}`))) {
+        stats.unsupportedReasons.set(reason, (stats.unsupportedReasons.get(reason) ?? 0) + 1);
+      }
       if (prepared.length === 0) return;
       continue;
     }
@@ -160,7 +178,7 @@ export function runCase(c: DrtCase, engines: readonly DecisionEngine[], stats: D
     }
     for (const other of answers.slice(1)) {
       if (!sameAnswer(ref.answer, other.answer)) {
-        throw new DrtDifference(formatCase(c, request, perturbation, [ref, other]));
+        throw new DrtDifference(formatCase(c, request, perturbation, [ref, other]), c, request, perturbation);
       }
     }
   }
@@ -176,9 +194,9 @@ export function formatCase(c: DrtCase, request: DrtRequest, perturbation: Pertur
   for (const [id, text] of Object.entries(c.policies)) lines.push(`// id: ${id}\n${text}`);
   if (Object.keys(c.policies).length === 0) lines.push('(none)');
   lines.push(`--- entities${c.entityPerturbation ? ` (deliberately non-conforming: ${c.entityPerturbation})` : ''}`);
-  lines.push(JSON.stringify(c.entities, null, 1));
+  lines.push(c.entities.length === 0 ? '[]' : `[\n${c.entities.map((e) => ` ${JSON.stringify(e)}`).join(',\n')}\n]`);
   lines.push(`--- request${perturbation ? ` (deliberately non-conforming: ${perturbation})` : ''}`);
-  lines.push(JSON.stringify({ principal: request.principal, action: request.action, resource: request.resource, context: request.context }, null, 1));
+  lines.push(JSON.stringify({ principal: request.principal, action: request.action, resource: request.resource, context: request.context }, null, 1).replace(/\n {2,}/g, ' ').replace(/\n\s*}/g, ' }'));
   lines.push('--- answers');
   for (const a of answers) lines.push(`${a.engine}: ${JSON.stringify(a.answer)}`);
   return lines.join('\n');
@@ -193,6 +211,8 @@ export interface DrtRunOptions {
   /** Replays one counterexample (from a previous report). */
   path?: string;
   stats?: DrtStats;
+  /** Case runs spent shrinking a failure (default 400; the reduction pass does the rest). */
+  maxShrinkRuns?: number;
   /** Called after every case. */
   onCase?: (stats: DrtStats) => void;
 }
@@ -210,9 +230,21 @@ export interface DrtRunResult {
 /** Runs `numRuns` random cases through the engines with fast-check, shrinking any difference. */
 export function runDrt(options: DrtRunOptions): DrtRunResult {
   const stats = options.stats ?? newStats();
+  const maxShrinkRuns = options.maxShrinkRuns ?? 400;
+  let failing = false;
+  let shrinkRuns = 0;
   const property = fc.property(fc.gen(), (g) => {
+    // Shrinking through `gen()` re-runs whole cases; past the budget every run passes, which ends shrinking
+    // at the smallest failure found so far (deterministically, so --path still replays it). Long shrinks
+    // also crashed V8 20's deoptimizer (fatal "unreachable code" after ~15,000 shrink runs).
+    if (failing && ++shrinkRuns > maxShrinkRuns) return;
     const c = buildCase(randFromGen(g), options.mode, stats);
-    if (c) runCase(c, options.engines, stats);
+    try {
+      if (c) runCase(c, options.engines, stats);
+    } catch (err) {
+      failing = true;
+      throw err;
+    }
     options.onCase?.(stats);
   });
   const details = fc.check(property, {
@@ -223,9 +255,16 @@ export function runDrt(options: DrtRunOptions): DrtRunResult {
   if (!details.failed) return { ok: true, stats, seed: options.seed };
   const path = details.counterexamplePath ?? undefined;
   const err = details.errorInstance;
-  const body = err instanceof DrtDifference ? err.message : `the harness itself failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-  const replay = `npm run drt -- --mode ${options.mode} --seed ${details.seed}${path ? ` --path ${path}` : ''}`;
-  const report = `DIFFERENCE (shrunk ${details.numShrinks} times)\nreplay: ${replay}\n${body}`;
+  let body: string;
+  if (err instanceof DrtDifference) {
+    const { c, request } = minimizeCase(err.case, err.request, options.engines);
+    const answers = answersFor(c, request, options.engines) ?? [];
+    body = `${formatCase(c, request, err.perturbation, answers)}\n--- (reduced from ${Object.keys(err.case.policies).length} policies, ${err.case.entities.length} entities, ${err.case.requests.length} requests)`;
+  } else {
+    body = `the harness itself failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+  }
+  const replay = `npm run drt -- --mode ${options.mode} --seed ${details.seed}${path ? ` --path ${path}` : ''}${options.engines[1] ? ` --engine ${options.engines[1].name === 'compiled' ? 'compiled' : 'stateful'}` : ''}`;
+  const report = `DIFFERENCE (shrunk ${details.numShrinks} times, then reduced)\nreplay: ${replay}\n${body}`;
   return { ok: false, stats, report, seed: details.seed, ...(path ? { path } : {}) };
 }
 
@@ -242,5 +281,6 @@ export function describeStats(stats: DrtStats): string {
     `requests ${stats.requests}: allow ${stats.allow}, deny ${stats.deny} (with evaluation errors ${stats.withErrors}), refused ${stats.refused}`,
     `policies generated ${stats.policiesGenerated}, kept ${stats.policiesKept} (${kept.toFixed(1)}%), unparsable ${stats.policiesUnparsed}; schemas refused ${stats.schemasRefused}`,
     `sets declined as unsupported: ${unsupported}`,
+    ...[...stats.unsupportedReasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `  declined because ${k} (${v})`),
   ].join('\n');
 }
