@@ -164,14 +164,21 @@ export function nestingLimitBelow(levels: number): number {
   return JSON_NESTING_LIMIT - levels;
 }
 
-/** Levels of arrays and objects in `v` as JSON.stringify writes it, counted up to `cap`. */
+/**
+ * Levels of arrays and objects in `v` as JSON.stringify writes it, counted up to `cap`; `Infinity` when a
+ * string or key in it holds a lone surrogate (the reader refuses that at any depth).
+ */
 function jsonNesting(v: unknown, cap: number): number {
+  if (typeof v === 'string') return isWellFormedString(v) ? 0 : Infinity;
   if (typeof v !== 'object' || v === null || cap <= 0) return 0;
   let deepest = 0;
   if (Array.isArray(v)) {
     for (const x of v) deepest = Math.max(deepest, jsonNesting(x, cap - 1));
   } else {
-    for (const k of Object.keys(v)) deepest = Math.max(deepest, jsonNesting((v as Record<string, unknown>)[k], cap - 1));
+    for (const k of Object.keys(v)) {
+      if (!isWellFormedString(k)) return Infinity;
+      deepest = Math.max(deepest, jsonNesting((v as Record<string, unknown>)[k], cap - 1));
+    }
   }
   return 1 + deepest;
 }
@@ -179,13 +186,13 @@ function jsonNesting(v: unknown, cap: number): number {
 /**
  * Refuses a value nested deeper than cedar-wasm's JSON reader goes. Measured near the limit only, where the
  * conversion descends into the value anyway; `always` for values whose parts the conversion skips (an entity
- * reference's or an escape's extra keys), which the reader still reads.
+ * reference's or an escape's extra keys), which the reader still reads — lone surrogates included.
  */
 export function checkNesting(v: unknown, site: ValueSite, path: ValuePath, always = false): void {
   const room = site.nestingLimit - path.length;
   // Escapes (`{"__extn": {"fn", "args": [...]}}`) add a few levels the path does not count.
   if ((always || room < 8) && jsonNesting(v, room + 1) > room) {
-    throw site.refuse(formatPath(path), 'nested too deeply for the policy engine\'s JSON reader');
+    throw site.refuse(formatPath(path), 'not JSON the policy engine reads: nested too deeply, or a string holds a lone UTF-16 surrogate');
   }
 }
 
