@@ -4,8 +4,7 @@ import { InvalidEntityError } from '../../core/errors.ts';
 import { compilePolicySet } from '../compile-policy-set.ts';
 import { readPolicyDirectory } from '../read-policy-directory.ts';
 import type { EntityJson } from '../types.ts';
-import { entityKey, entitySlice } from '../entities.ts';
-import { convertEntities, convertEntitiesOnto, convertEntityOnto, convertSlice } from './convert-entities.ts';
+import { convertEntities, convertEntitiesOnto, convertEntityOnto } from './convert-entities.ts';
 import { disagreeingEntityFacts, referenceAcceptsEntities } from './convert-test-oracle.ts';
 import { buildSchemaModel, type SchemaModel } from './schema-model.ts';
 import { Datetime, Decimal, IpAddr } from './extensions.ts';
@@ -379,48 +378,6 @@ test('incremental: request entities over a converted directory, ancestors spanni
   const action = convertEntityOnto({ uid: { type: 'Action', id: 'edit' }, attrs: {}, parents: [{ type: 'Action', id: 'view' }, { type: 'Action', id: 'group' }] }, model, base);
   assert.equal(action, base.get('Action::"edit"'));
   assert.throws(() => convertEntityOnto({ uid: { type: 'Action', id: 'edit' }, attrs: {}, parents: [{ type: 'Action', id: 'view' }] }, model, base), InvalidEntityError);
-});
-
-test('convertSlice: a request sees the slice the reference path gives cedar-wasm, and nothing else', () => {
-  const schema = `
-    entity Group in [Group];
-    entity User in [Group] { email: String };
-    entity Doc { owner: User };
-    action read appliesTo { principal: User, resource: Doc };
-  `;
-  const model = buildSchemaModel(schema);
-  const user = (id: string, parents: string[] = [], attrs: Record<string, unknown> = { email: `${id}@x` }): EntityJson => ({ uid: { type: 'User', id }, attrs, parents: parents.map((p) => ({ type: 'Group', id: p })) });
-  const directory: EntityJson[] = [
-    user('alice', ['sales']),
-    user('bob', ['admins']),
-    { uid: { type: 'Group', id: 'sales' }, attrs: {}, parents: [{ type: 'Group', id: 'staff' }] },
-    { uid: { type: 'Doc', id: 'd' }, attrs: { owner: { type: 'User', id: 'carol' } }, parents: [] },
-  ];
-  const described = new Map<string, EntityJson>([
-    ['User::"carol"', user('carol')],
-    // Not reachable from the request: cedar-wasm never sees it, so its missing attribute is no refusal.
-    ['User::"dave"', user('dave', [], {})],
-    // Extends alice's ancestry through a group the directory does not define.
-    ['Group::"staff"', { uid: { type: 'Group', id: 'staff' }, attrs: {}, parents: [{ type: 'Group', id: 'all' }] }],
-  ]);
-  const base = convertEntities(directory, model);
-  const all = new Map([...directory.map((e) => [entityKey(e.uid), e] as const), ...described]);
-  const slice = entitySlice([{ type: 'User', id: 'alice' }, { type: 'Doc', id: 'd' }], (k) => all.get(k), new Set(model.entityTypes.keys()));
-  const lookup = convertSlice(slice, described, model, base);
-
-  assert.deepEqual(slice.map((e) => entityKey(e.uid)).sort(), ['Doc::"d"', 'Group::"sales"', 'Group::"staff"', 'User::"alice"', 'User::"carol"']);
-  assert.equal(lookup.get('User::"bob"'), undefined, 'a directory entity outside the slice does not exist for the request');
-  assert.equal(lookup.get('User::"dave"'), undefined);
-  assert.ok(lookup.get('Action::"read"'), 'the schema actions always exist');
-  assert.deepEqual([...(lookup.get('User::"alice"') as EntityData).ancestors].sort(), ['Group::"all"', 'Group::"sales"', 'Group::"staff"']);
-  // And Cedar, given exactly the slice, sees the same values and hierarchy.
-  const visible = new Map(slice.map((e) => [entityKey(e.uid), lookup.get(entityKey(e.uid)) as EntityData]));
-  assert.deepEqual(disagreeingEntityFacts(schema, model, slice, visible), []);
-  // A described entity inside the slice is checked.
-  described.set('User::"carol"', user('carol', [], {}));
-  const dirMap = new Map(directory.map((e) => [entityKey(e.uid), e] as const));
-  const slice2 = entitySlice([{ type: 'Doc', id: 'd' }], (k) => dirMap.get(k) ?? described.get(k), new Set(model.entityTypes.keys()));
-  assert.throws(() => convertSlice(slice2, described, model, base), InvalidEntityError);
 });
 
 test('nesting: refused exactly where cedar-wasm\'s JSON reader gives up (128 levels of the whole call)', () => {

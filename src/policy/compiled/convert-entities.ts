@@ -21,7 +21,7 @@ import { InvalidEntityError } from '../../core/errors.ts';
 import { checkEnumId, checkNesting, convertRecordAttributes, convertTypedValue, formatPath, nestingLimitBelow, presentKeys, readEntityUid, type ValuePath, type ValueSite } from './convert-value.ts';
 import { isActionType, type ActionModel, type EntityTypeModel, type SchemaModel } from './schema-model.ts';
 import type { EntityJson } from '../types.ts';
-import { EntityUid, valueEquals, type CedarValue, type EntityData, type EntityLookup } from './value.ts';
+import { valueEquals, type CedarValue, type EntityData, type EntityLookup, type EntityUid } from './value.ts';
 
 /** One entity, checked on its own (everything but the hierarchy, which needs the whole set). */
 interface ParsedEntity {
@@ -104,35 +104,6 @@ export function convertEntitiesOnto(json: readonly EntityJson[], model: SchemaMo
 export function convertEntityOnto(json: EntityJson, model: SchemaModel, base: ReadonlyMap<string, EntityData>): EntityData {
   const [only] = convertEntitiesOnto([json], model, base).added.values();
   return only as EntityData;
-}
-
-/**
- * The entities one request can see, exactly as the reference path shows them to cedar-wasm: only the
- * `slice` (what `entitySlice` in `../entities.ts` reaches from the principals, the resource and the entity
- * references in the caller's context, through parents and attribute references), plus the schema's action
- * entities. A directory entity outside the slice does not exist for the request (a policy reading
- * `User::"bob".email` errs there, as in Cedar), and a caller-described entity outside it is neither converted
- * nor checked (cedar-wasm never sees it).
- *
- * @param slice the result of `entitySlice(seeds, lookup, entityTypes)`, in Cedar JSON.
- * @param described the caller-described entities by key (directory entities already dropped).
- * @param base the directory, converted by {@link convertEntities}.
- */
-export function convertSlice(
-  slice: readonly EntityJson[],
-  described: ReadonlyMap<string, EntityJson>,
-  model: SchemaModel,
-  base: ReadonlyMap<string, EntityData>,
-): EntityLookup {
-  const visible = new Set<string>();
-  const toConvert: EntityJson[] = [];
-  for (const e of slice) {
-    const key = new EntityUid(e.uid.type, e.uid.id).key;
-    visible.add(key);
-    if (described.has(key)) toConvert.push(e);
-  }
-  const entities: EntityLookup = toConvert.length > 0 ? convertEntitiesOnto(toConvert, model, base) : base;
-  return { get: (key) => (visible.has(key) || model.actionEntities.has(key) ? entities.get(key) : undefined) };
 }
 
 /**

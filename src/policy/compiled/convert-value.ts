@@ -17,6 +17,7 @@
  * - Elsewhere (a Bool, Long or String position, or an extension function's argument read without a type) only
  *   the explicit escapes count, and only as a record's single key; `__expr` is refused.
  * - Records are closed: a missing required attribute or one the type does not declare is refused.
+ * - Its JSON reader stops at 128 levels of nesting of the whole call, parts it then ignores included.
  * - `{"__extn": {"fn": "unknown", …}}` is Cedar's partial-evaluation placeholder: refused here (see
  *   {@link convertTypedValue}).
  *
