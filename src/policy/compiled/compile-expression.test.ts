@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { compileCondition, compileExpression, EvaluationError, valueFromJson, UnsupportedValue } from './compile-expression.ts';
-import { assertBoth, compileTexts, lookupFromJson, type EntityJsonInput, type ReferenceRequest } from './reference-check.ts';
+import { assertBoth, compileTexts, decideBoth, lookupFromJson, type EntityJsonInput, type ReferenceRequest } from './reference-check.ts';
 import { Datetime, ExtensionError } from './extensions.ts';
 import { CedarRecord, CedarSet, EntityUid } from './value.ts';
 
@@ -350,4 +351,43 @@ test('constant folding keeps errors lazy and values exact', () => {
   const offset = valueFromJson({ __extn: { fn: 'offset', args: [{ __extn: { fn: 'datetime', arg: '1970-01-01' } }, { __extn: { fn: 'duration', arg: '1d' } }] } });
   assert.ok(offset instanceof Datetime);
   assert.equal(offset.epochMs, 86_400_000n);
+});
+
+test('random expressions over the whole language, error-producing ones included, evaluate exactly as cedar-wasm (seeded)', () => {
+  const leaf = fc.constantFrom(
+    '0', '1', '-1', '5', MAX, MIN, '(4294967296 * 1073741824)', '"a"', '""', '"hello"', '"a*b"', 'true', 'false',
+    'principal', 'resource', 'action', 'context', 'context.n', 'context.s', 'context.list', 'context.rec', 'context.who', 'context.flag',
+    'User::"alice"', 'User::"bob"', 'User::"nobody"', 'Group::"g1"', 'Group::"g3"', 'Folder::"f"', 'Action::"read"',
+    'principal.n', 'principal.s', 'principal.r', 'principal.mgr', 'principal.list', 'resource.owner', 'resource.labels', 'resource.level',
+    'ip("10.0.0.0/8")', 'ip("::1")', 'ip("bad")', 'decimal("1.5")', 'decimal("-0.5")', 'decimal("x")', 'datetime("2024-10-15")', 'duration("1h")', 'duration("-2d")', 'duration("1x")',
+    '[]', '[1, 2]', '["a", "b"]', '[User::"alice", Group::"g3"]', '{}', '{a: 1}', '{x: 1, inner: {y: 2}}',
+  );
+  const { e: expression } = fc.letrec<{ e: string; op: string }>((tie) => ({
+    e: fc.oneof({ depthSize: 'small' }, leaf, leaf, tie('op')),
+    op: fc.oneof(
+      fc.tuple(tie('e'), fc.constantFrom('==', '!=', '<', '<=', '>', '>=', '&&', '||', '+', '-', '*', 'in'), tie('e')).map(([a, o, b]) => `(${a} ${o} ${b})`),
+      fc.tuple(fc.constantFrom('!', '-'), tie('e')).map(([o, a]) => `${o}(${a})`),
+      fc.tuple(tie('e'), fc.constantFrom('contains', 'containsAll', 'containsAny', 'getTag', 'hasTag', 'isInRange', 'lessThan', 'offset', 'durationSince'), tie('e')).map(([a, m, b]) => `(${a}).${m}(${b})`),
+      fc.tuple(tie('e'), fc.constantFrom('isEmpty', 'isIpv4', 'isLoopback', 'toDate', 'toTime', 'toMilliseconds', 'toDays')).map(([a, m]) => `(${a}).${m}()`),
+      fc.tuple(tie('e'), fc.constantFrom('n', 's', 'x', 'inner', 'y', 'a', 'b', 'owner', 'name', 'mgr')).map(([a, f]) => `(${a}).${f}`),
+      fc.tuple(tie('e'), fc.constantFrom('n', 'x', 'inner.y', 'r.x', 'mgr.name', 'b.c', 'zz.q')).map(([a, f]) => `((${a}) has ${f})`),
+      fc.tuple(tie('e'), fc.constantFrom('"*"', '"a*"', '"*l*"', '"h\\*o"', '""')).map(([a, p]) => `((${a}) like ${p})`),
+      fc.tuple(tie('e'), fc.constantFrom('User', 'Group', 'Doc')).map(([a, t]) => `((${a}) is ${t})`),
+      fc.tuple(tie('e'), fc.constantFrom('User', 'Group'), tie('e')).map(([a, t, b]) => `((${a}) is ${t} in (${b}))`),
+      fc.tuple(tie('e'), tie('e'), tie('e')).map(([a, b, c]) => `(if ${a} then ${b} else ${c})`),
+      fc.array(tie('e'), { maxLength: 3 }).map((xs) => `[${xs.join(', ')}]`),
+      fc.tuple(tie('e'), tie('e')).map(([a, b]) => `{p: ${a}, q: ${b}}`),
+      fc.tuple(fc.constantFrom('ip', 'decimal', 'datetime', 'duration'), tie('e')).map(([f, a]) => `${f}(${a})`),
+    ),
+  }));
+  const expressions = fc.sample(expression, { seed: 20261130, numRuns: 400 });
+  const policies: Record<string, string> = {};
+  expressions.forEach((e, i) => {
+    // The expression as a condition (a non-bool is a type error), and its value compared with itself.
+    policies[`when${i}`] = `permit(principal, action, resource) when { ${e} };`;
+    policies[`value${i}`] = `permit(principal, action, resource) when { (${e}) == (${e}) };`;
+  });
+  const { reference, compiled } = decideBoth(policies, req);
+  assert.deepEqual(compiled, reference);
+  assert.ok(reference.errors.length > 100 && reference.reason.length > 50, `${reference.errors.length} errors, ${reference.reason.length} satisfied`);
 });
