@@ -38,11 +38,14 @@ function uidOf(x: unknown, where: string): EntityUid {
 
 /** Schema-less entities: values as written (escapes only), ancestors closed transitively. */
 function untypedEntities(list: readonly unknown[]): EntityLookup {
-  const raw = new Map<string, { uid: EntityUid; attrs: Record<string, unknown>; parents: EntityUid[]; tags: Record<string, unknown> }>();
+  const raw = new Map<string, { json: unknown; uid: EntityUid; attrs: Record<string, unknown>; parents: EntityUid[]; tags: Record<string, unknown> }>();
   for (const e of list as { uid: unknown; attrs?: Record<string, unknown>; parents?: unknown[]; tags?: Record<string, unknown> }[]) {
     const uid = uidOf(e.uid, 'entity uid');
-    if (raw.has(uid.key)) throw new Refusal(`duplicate entity ${uid.key}`);
-    raw.set(uid.key, { uid, attrs: e.attrs ?? {}, parents: (e.parents ?? []).map((p) => uidOf(p, `${uid.key} parent`)), tags: e.tags ?? {} });
+    const seen = raw.get(uid.key);
+    // cedar-wasm takes the same description twice as one entity, and refuses two different ones.
+    if (seen && JSON.stringify(seen.json) === JSON.stringify(e)) continue;
+    if (seen) throw new Refusal(`entity ${uid.key} described twice, differently`);
+    raw.set(uid.key, { json: e, uid, attrs: e.attrs ?? {}, parents: (e.parents ?? []).map((p) => uidOf(p, `${uid.key} parent`)), tags: e.tags ?? {} });
   }
   const map = new Map<string, EntityData>();
   for (const [key, e] of raw) {
@@ -54,6 +57,7 @@ function untypedEntities(list: readonly unknown[]): EntityLookup {
       ancestors.add(k);
       for (const p of raw.get(k)?.parents ?? []) stack.push(p.key);
     }
+    if (ancestors.has(key)) throw new Refusal(`the hierarchy has a cycle through ${key}`);
     map.set(key, {
       uid: e.uid,
       attrs: new Map(Object.entries(e.attrs).map(([k, v]) => [k, untyped(v, `${key}.${k}`)])),

@@ -1,17 +1,50 @@
 /**
- * Strict mode for the compiled adapter: the schema-directed conversion of a request (entities, context,
- * `appliesTo`), through the compiled path's converters. Until those converters exist, strict mode is
- * declined as a whole, and the harness compares the reference with its other call path instead.
+ * Strict mode for the compiled adapter: a request converted against the schema by the compiled path's own
+ * converters (`checkRequestTypes`, `convertContext`, `convertEntities`), which refuse what cedar-wasm refuses
+ * with a schema and `validateRequest: true`. The whole request's entities are converted, as the reference
+ * adapter passes them all to cedar-wasm.
  */
+import { isMandateError } from '../../src/core/errors.ts';
 import type { CompiledAuthorizationRequest } from '../../src/policy/compiled/compiled-authorizer.ts';
+import { checkRequestTypes, convertContext } from '../../src/policy/compiled/convert-context.ts';
+import { convertEntities } from '../../src/policy/compiled/convert-entities.ts';
+import { buildSchemaModel, type SchemaModel } from '../../src/policy/compiled/schema-model.ts';
+import { EntityUid } from '../../src/policy/compiled/value.ts';
+import type { EntityJson } from '../../src/policy/types.ts';
 import type { DrtRequest, Unsupported } from './engines.ts';
 
-/** Converts requests against one schema: a compiled-path request, or cedar-wasm's refusal. */
+/** Converts requests against one schema: a compiled-path request, or the refusal. */
 export interface StrictConversion {
   convert(req: DrtRequest): { request: CompiledAuthorizationRequest } | { refused: string };
 }
 
-/** The conversion for `schemaText`, or why strict mode is not available. */
-export function strictConversion(_schemaText: string): StrictConversion | Unsupported {
-  return { unsupported: 'the schema-directed converters (convert-entities.ts, convert-context.ts) are not there yet' };
+/** The conversion for `schemaText`, or why strict mode is not available for it. */
+export function strictConversion(schemaText: string): StrictConversion | Unsupported {
+  let model: SchemaModel;
+  try {
+    model = buildSchemaModel(schemaText);
+  } catch (err) {
+    return { unsupported: `schema model: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return {
+    convert(req) {
+      try {
+        const action = checkRequestTypes(req.principal, req.action, req.resource, model);
+        const context = convertContext(req.context, action, model);
+        const entities = convertEntities(req.entities as EntityJson[], model);
+        return {
+          request: {
+            principal: new EntityUid(req.principal.type, req.principal.id),
+            action: new EntityUid(req.action.type, req.action.id),
+            resource: new EntityUid(req.resource.type, req.resource.id),
+            context,
+            entities,
+          },
+        };
+      } catch (err) {
+        if (isMandateError(err)) return { refused: err.message };
+        throw err;
+      }
+    },
+  };
 }

@@ -64,6 +64,19 @@ export function genEntities(r: Rand, schema: SchemaModel, allowPerturb: boolean)
 
   let perturbation: Perturbation;
   if (allowPerturb && entities.length > 0 && r.chance(0.05)) perturbation = perturbEntities(r, schema, entities);
+  else if (!allowPerturb && entities.length > 1 && r.chance(0.03)) {
+    // Without a schema nothing is type-checked, but a cycle in the hierarchy or an entity described twice
+    // is still refused.
+    const [a, b] = [entities[0] as EntityModel, entities[entities.length - 1] as EntityModel];
+    if (r.chance(0.5)) {
+      a.parents.push({ type: b.type, id: b.id });
+      b.parents.push({ type: a.type, id: a.id });
+      perturbation = 'a cycle in the hierarchy';
+    } else {
+      entities.push({ ...a, attrs: [...a.attrs, ['zz_other', { k: 'bool', v: true }]] });
+      perturbation = `${a.type}::${JSON.stringify(a.id)} described twice, differently`;
+    }
+  }
   return { entities, pool, perturbation };
 }
 
@@ -169,5 +182,7 @@ export function genRequest(r: Rand, schema: SchemaModel, pool: UidPool, strict: 
       perturbation = `context: attribute ${a.name} of the wrong type`;
     }
   }
-  return { request: { principal, action: action.id, resource, context }, perturbation };
+  // Without a schema any action may be asked for, declared or not.
+  const actionId = !strict && r.chance(0.03) ? 'undeclared' : action.id;
+  return { request: { principal, action: actionId, resource, context }, perturbation };
 }

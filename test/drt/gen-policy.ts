@@ -163,11 +163,11 @@ function literal(r: Rand, env: Env, ty: Ty, depth: number): Expr {
       const n = env.strict ? r.int(1, 3) : r.int(0, 3);
       return { k: 'set', items: Array.from({ length: n }, () => (depth > 0 ? gen(r, env, ty.el, depth - 1) : literal(r, env, ty.el, 0))) };
     }
-    case 'Record':
-      return {
-        k: 'record',
-        fields: ty.attrs.filter((a) => a.required || r.chance(0.5)).map((a) => [a.name, depth > 0 ? gen(r, env, a.ty, depth - 1) : literal(r, env, a.ty, 0)] as [string, Expr]),
-      };
+    case 'Record': {
+      const fields = ty.attrs.filter((a) => a.required || r.chance(0.5)).map((a) => [a.name, depth > 0 ? gen(r, env, a.ty, depth - 1) : literal(r, env, a.ty, 0)] as [string, Expr]);
+      // Record equality ignores the order of attributes.
+      return { k: 'record', fields: r.chance(0.3) ? fields.reverse() : fields };
+    }
   }
 }
 
