@@ -26,9 +26,19 @@ import {
 } from './value.ts';
 import { EXTENSION_FUNCTIONS, ExtensionError, arityError, compareOrdered } from './extensions.ts';
 
-/** A Cedar evaluation error inside a policy (Cedar reports it and skips the policy). `message` is Cedar's text. */
-export class EvaluationError extends Error {
-  override readonly name = 'EvaluationError';
+/**
+ * A Cedar evaluation error inside a policy (Cedar reports it and skips the policy). `message` is Cedar's text.
+ *
+ * Deliberately not an `Error`: it is an expected outcome, thrown only to unwind to the policy's catch, and
+ * capturing a stack trace made an erroring policy cost ~12 µs instead of well under one.
+ */
+export class EvaluationError {
+  readonly name = 'EvaluationError';
+  readonly message: string;
+
+  constructor(message: string) {
+    this.message = message;
+  }
 }
 
 /** What an expression is evaluated against: one request and the entities it can see. */
