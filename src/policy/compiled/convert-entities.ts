@@ -7,10 +7,11 @@
  * an entity type the schema does not declare; an id an enumerated type does not list (as uid, parent or
  * referenced value); a missing required attribute, an undeclared one, a value of the wrong type (see
  * `convert-value.ts`); tags on a type that declares none, or of the wrong type; a parent whose type is not
- * among the type's transitive `memberOfTypes`; the same uid twice with different descriptions (`statefulIsAuthorized` refuses
- * it, although `checkParseEntities` alone lets it pass; two equal descriptions are one entity); a cycle in the hierarchy; and an action entity that is
- * not declared or differs from the schema's (its parents, closed over the data given, must equal the
- * schema's ancestors; no attributes, no tags). Cedar then adds the schema's action entities.
+ * among the type's transitive `memberOfTypes`; the same uid twice with different descriptions
+ * (`statefulIsAuthorized` refuses it, although `checkParseEntities` alone lets it pass; two equal
+ * descriptions are one entity); a cycle in the hierarchy; and an action entity that is not declared or
+ * differs from the schema's (its parents, closed over the data given, must equal the schema's ancestors; no
+ * attributes, no tags). Cedar then adds the schema's action entities.
  *
  * Two entry points: {@link convertEntities} for a whole set (the policy directory, once per load) and
  * {@link convertEntitiesOnto} for the entities a request describes, converted against the already converted
