@@ -30,7 +30,7 @@ import { EXTENSION_FUNCTIONS, ExtensionError, arityError, compareOrdered } from 
  * A Cedar evaluation error inside a policy (Cedar reports it and skips the policy). `message` is Cedar's text.
  *
  * Deliberately not an `Error`: it is an expected outcome, thrown only to unwind to the policy's catch, and
- * capturing a stack trace made an erroring policy cost ~12 µs instead of well under one.
+ * capturing a stack trace made an erroring policy cost ~12 µs instead of ~2.5 µs.
  */
 export class EvaluationError {
   readonly name = 'EvaluationError';
