@@ -26,7 +26,7 @@ export interface HttpBenchResult {
 const here = new URL('.', import.meta.url).pathname;
 
 async function start(script: string): Promise<{ child: ChildProcess; port: number; info: Record<string, string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `${here}servers/${script}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--no-turbo-inline-js-wasm-calls', '--import', 'tsx', `${here}servers/${script}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const info: Record<string, string> = {};
   const port = await new Promise<number>((resolve, reject) => {

@@ -27,6 +27,8 @@ if (selected.length === 0) {
 }
 selected.sort();
 const args = [
+  // V8 on Node 20 can crash when it inlines JS→WebAssembly calls into hot cedar-wasm callers (seen in tests).
+  '--no-turbo-inline-js-wasm-calls',
   '--import', 'tsx',
   '--test',
   '--test-timeout=600000',

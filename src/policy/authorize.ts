@@ -24,7 +24,7 @@ import {
   UnknownActionError,
   UnknownEntityTypeError,
 } from '../core/errors.ts';
-import { assertExactIntegers, collectRefs, entityKey, entitySlice, normalizeEntity } from './entities.ts';
+import { assertRepresentable, collectRefs, entityKey, entitySlice, normalizeEntity } from './entities.ts';
 import type { CompiledPolicySet } from './compile-policy-set.ts';
 import type { AuthorizationRequest, EntityJson } from './types.ts';
 
@@ -94,7 +94,8 @@ export function authorize(set: ActiveSet, request: AuthorizationRequest, options
       throw new InvalidContextError(`context.${key} is set by Mandate and may not be supplied; pass the delegation chain as delegation.actors (AuthZEN: context.delegation.actors)`);
     }
   }
-  assertExactIntegers(callerContext, 'context');
+  assertRepresentable(callerContext, 'context', InvalidContextError);
+  assertRepresentable([request.action, ...chain.flatMap((p) => [p.type, p.id]), request.resource.type, request.resource.id], 'request', InvalidRequestError);
 
   // Entities: the directory's are authoritative; the caller may describe only entities it does not define.
   const requestEntities = new Map<string, EntityJson>();

@@ -55,7 +55,9 @@ export function normalizeEntity(raw: EntityJson, schema: { entityTypes: Readonly
       throw new InvalidEntityError(`entity ${name}: each parent must be { type: string, id: string }`);
     }
   }
-  assertExactIntegers(attrs, `entity ${name} attrs`);
+  assertRepresentable(attrs, `entity ${name} attrs`);
+  if (raw.tags !== undefined) assertRepresentable(raw.tags, `entity ${name} tags`);
+  assertRepresentable([ref.type, ref.id, ...parents.flatMap((p) => [p.type, p.id])], `entity ${name} uid and parents`);
   const out: Record<string, unknown> = { ...attrs };
   if (typeof out.sensitivity === 'string') {
     const level = SENSITIVITY_LEVELS[out.sensitivity];
@@ -71,23 +73,38 @@ export function normalizeEntity(raw: EntityJson, schema: { entityTypes: Readonly
 }
 
 /**
- * Refuses numbers that Cedar's 64-bit `Long` and JSON cannot agree on: fractions and integers beyond 2^53.
+ * Refuses input that the two engines could read differently, before either sees it: numbers that Cedar's
+ * 64-bit `Long` and JSON cannot agree on (fractions, integers beyond 2^53), strings with lone UTF-16
+ * surrogates (not valid Unicode; cedar-wasm throws on them), `unknown(...)` extension values (partial
+ * evaluation only: a decision never evaluates unknowns), and nesting deeper than 64 levels.
+ * @param errorType - the error class for this input (`InvalidEntityError` or `InvalidContextError`)
  * @see https://docs.cedarpolicy.com/policies/syntax-datatypes.html#datatype-long
  */
-export function assertExactIntegers(value: unknown, path: string, depth = 0): void {
-  if (depth > 64) throw new InvalidEntityError(`${path}: nested deeper than 64 levels`);
+export function assertRepresentable(value: unknown, path: string, errorType: typeof InvalidEntityError = InvalidEntityError, depth = 0): void {
+  if (depth > 64) throw new errorType(`${path}: nested deeper than 64 levels`);
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) {
       throw new IntegerOutOfRangeError(`${path}: ${value} is not an integer between -(2^53-1) and 2^53-1; Cedar has no fractions and larger integers cannot be represented exactly in JSON`);
     }
     return;
   }
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) throw new errorType(`${path}: the string holds a lone UTF-16 surrogate; send valid Unicode`);
+    return;
+  }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => assertExactIntegers(v, `${path}[${i}]`, depth + 1));
+    value.forEach((v, i) => assertRepresentable(v, `${path}[${i}]`, errorType, depth + 1));
     return;
   }
   if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) assertExactIntegers(v, `${path}.${k}`, depth + 1);
+    const extn = (value as { __extn?: { fn?: unknown } }).__extn;
+    if (typeof extn === 'object' && extn !== null && extn.fn === 'unknown') {
+      throw new errorType(`${path}: unknown(...) values are for partial evaluation and cannot appear in a decision request`);
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (!k.isWellFormed()) throw new errorType(`${path}: an attribute name holds a lone UTF-16 surrogate; send valid Unicode`);
+      assertRepresentable(v, `${path}.${k}`, errorType, depth + 1);
+    }
   }
 }
 

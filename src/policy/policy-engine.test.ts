@@ -323,3 +323,26 @@ permit(principal, action == Action::"read", resource == Dataset::"salaries") whe
     }
   });
 }
+
+test('input the engines could read differently is refused up front, the same on both paths', async () => {
+  for (const kind of ['reference', 'compiled'] as const) {
+    const fx = await writePolicyDir(POLICIES);
+    try {
+      const e = new PolicyEngine({ clock: fixedClock(NOW), engine: kind });
+      await e.loadDirectory(fx.dir);
+      const lone = 'x\uD800y';
+      const cases: Array<[AuthorizationRequest, string]> = [
+        [{ ...read('alice', 'wiki'), context: { intent: lone } }, 'ERR_INVALID_CONTEXT'],
+        [{ ...read('alice', 'wiki'), context: { [lone]: 'x' } }, 'ERR_INVALID_CONTEXT'],
+        [{ ...read('carol', 'wiki'), entities: [{ uid: { type: 'User', id: 'carol' }, attrs: { roles: [lone] }, parents: [] }] }, 'ERR_INVALID_ENTITY'],
+        [{ ...read('carol', 'wiki'), entities: [{ uid: { type: 'User', id: 'carol' }, attrs: { roles: [], email: { __extn: { fn: 'unknown', arg: 'e' } } }, parents: [] }] }, 'ERR_INVALID_ENTITY'],
+        [read(lone, 'wiki'), 'ERR_INVALID_REQUEST'],
+      ];
+      for (const [req, code] of cases) {
+        assert.throws(() => e.decide(req), (err: unknown) => err instanceof MandateError && err.code === code, `${kind}: ${code}`);
+      }
+    } finally {
+      await fx.cleanup();
+    }
+  }
+});
