@@ -291,7 +291,7 @@ export const referenceBackend: DecisionBackend = {
         } catch (err) {
           throw new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: 'statefulIsAuthorized threw' });
         }
-        if (answer.type === 'failure') throw classifyFailure(answer.errors.map((e) => e.message));
+        if (answer.type === 'failure') throw classifyFailure(set, actionUid, req.context, entities, answer.errors.map((e) => e.message));
         const { decision, diagnostics } = answer.response;
         return { decision, reason: diagnostics.reason, errors: diagnostics.errors.map((e) => ({ policyId: e.policyId, message: e.error.message })) };
       },
@@ -299,10 +299,22 @@ export const referenceBackend: DecisionBackend = {
   },
 };
 
-/** Maps the engine's refusal of a request (not a policy error) to the error that tells the caller what to fix. */
-function classifyFailure(messages: string[]): Error {
+/**
+ * Maps the engine's refusal of a request (not a policy error) to the error that tells the caller what to fix.
+ * The engine's answer does not say which part it refused, so — on this rare path only — the context and the
+ * entities are checked on their own against the schema.
+ */
+function classifyFailure(set: ActiveSet, action: EntityRef, context: Record<string, unknown>, entities: EntityJson[], messages: string[]): Error {
   const message = messages.join('; ') || 'the request does not match the policy schema';
-  if (/context/i.test(message)) return new InvalidContextError(`context does not match the policy schema: ${message}`);
-  if (/entity|entities|attribute/i.test(message)) return new InvalidEntityError(`entity data does not match the policy schema: ${message}`);
+  try {
+    if (cedar.checkParseContext({ context: context as never, schema: set.schemaText, action }).type === 'failure') {
+      return new InvalidContextError(`context does not match the policy schema: ${message}`);
+    }
+    if (cedar.checkParseEntities({ entities: entities as never, schema: set.schemaText }).type === 'failure') {
+      return new InvalidEntityError(`entity data does not match the policy schema: ${message}`);
+    }
+  } catch (err) {
+    return new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: 'classifying a refusal threw' });
+  }
   return new InvalidRequestError(`the request does not match the policy schema: ${message}`);
 }

@@ -39,9 +39,9 @@ when { context.delegation.depth > 0 && resource.sensitivityLevel >= 3 };
 `,
 };
 
-const engine = async (files: Record<string, string> = POLICIES) => {
+const engine = async (files: Record<string, string> = POLICIES, kind: 'compiled' | 'reference' = 'compiled') => {
   const fx = await writePolicyDir(files);
-  const e = new PolicyEngine({ clock: fixedClock(NOW) });
+  const e = new PolicyEngine({ clock: fixedClock(NOW), engine: kind });
   await e.loadDirectory(fx.dir);
   return { e, fx };
 };
@@ -195,8 +195,8 @@ test('duplicate policy ids are refused', async () => {
   }
 });
 
-test('bad input is a MandateError with a stable code, never a decision', async () => {
-  const { e, fx } = await engine();
+for (const kind of ['compiled', 'reference'] as const) test(`${kind} engine: bad input is a MandateError with a stable code, never a decision`, async () => {
+  const { e, fx } = await engine(POLICIES, kind);
   try {
     const cases: Array<[AuthorizationRequest, string]> = [
       [{ ...read('alice', 'wiki'), principal: { type: 'Robot', id: 'r' } }, 'ERR_UNKNOWN_ENTITY_TYPE'],
@@ -214,7 +214,7 @@ test('bad input is a MandateError with a stable code, never a decision', async (
       [{ ...read('carol', 'wiki'), entities: [{ uid: { type: 'Dataset', id: 'x' }, attrs: { sensitivity: 'secret', tenant: 'a' }, parents: [] }] }, 'ERR_INVALID_ENTITY'],
     ];
     for (const [req, code] of cases) {
-      assert.throws(() => e.decide(req), (err: unknown) => err instanceof MandateError && err.code === code, `${JSON.stringify(req)} → ${code}`);
+      assert.throws(() => e.decide(req), (err: unknown) => err instanceof MandateError && err.code === code, `${kind}: ${JSON.stringify(req)} → ${code}`);
     }
   } finally {
     await fx.cleanup();
