@@ -21,12 +21,13 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'both' },
     engine: { type: 'string' },
     constructs: { type: 'boolean', default: false },
+    mutants: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
-  console.log('usage: npm run drt -- [--cases N] [--seed S] [--mode strict|dynamic|both] [--engine compiled|stateful] [--path P] [--constructs]');
+  console.log('usage: npm run drt -- [--cases N] [--seed S] [--mode strict|dynamic|both] [--engine compiled|stateful] [--path P] [--constructs] [--mutants]');
   process.exit(0);
 }
 
@@ -37,6 +38,20 @@ if (!Number.isSafeInteger(seed)) throw new TypeError(`--seed must be an integer,
 const modes: DrtMode[] = values.mode === 'both' ? ['strict', 'dynamic'] : values.mode === 'strict' || values.mode === 'dynamic' ? [values.mode] : [];
 if (modes.length === 0) throw new TypeError(`--mode must be strict, dynamic or both, not ${values.mode}`);
 if (values.path && modes.length !== 1) throw new TypeError('--path replays one case: give its --mode too');
+
+if (values.mutants) {
+  // The harness's power: each deliberate bug must be caught within --cases cases per mode.
+  const { MUTANTS, mutantEngine } = await import('../test/drt/mutants.ts');
+  let missed = 0;
+  for (const mode of modes) {
+    for (const [name, rewrite] of MUTANTS) {
+      const result = runDrt({ mode, engines: [referenceEngine, mutantEngine(rewrite)], numRuns: cases, seed, maxShrinkRuns: 0 });
+      if (result.ok) missed++;
+      console.log(`${mode}: ${name}: ${result.ok ? `NOT caught in ${cases} cases` : `caught at case ${result.stats.cases}`}`);
+    }
+  }
+  process.exit(missed > 0 ? 1 : 0);
+}
 
 const second = await loadSecondEngine(values.engine);
 const engines = [referenceEngine, second];

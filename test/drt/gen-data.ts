@@ -4,7 +4,8 @@
  * entities they do not hold. A few stores and contexts are deliberately non-conforming: both engines must
  * then refuse the request.
  */
-import type { EntityTypeDef, SchemaModel, Ty, Val } from './model.ts';
+import type { EntityTypeDef, PolicyModel, SchemaModel, ScopeConstraint, Ty, Val } from './model.ts';
+import { actionsInScope } from './gen-policy.ts';
 import type { Rand } from './random.ts';
 import { genValue, genWrongValue, MISSING_ID, pickId, type UidPool } from './gen-values.ts';
 import { valueToJson, type JsonStyle } from './print-cedar.ts';
@@ -151,16 +152,26 @@ export function contextToJson(ctx: [string, Val][], style: JsonStyle): Record<st
  * A request: an action, and a principal and resource that usually fit its `appliesTo` (and usually exist);
  * a context that usually conforms. `strict` requests stay within the schema's actions.
  */
-export function genRequest(r: Rand, schema: SchemaModel, pool: UidPool, strict: boolean): { request: RequestModel; perturbation: Perturbation } {
+export function genRequest(r: Rand, schema: SchemaModel, pool: UidPool, strict: boolean, aim?: PolicyModel): { request: RequestModel; perturbation: Perturbation } {
   const withApplies = schema.actions.filter((a) => a.appliesTo);
-  const action = withApplies.length > 0 && r.chance(0.96) ? r.pick(withApplies) : r.pick(schema.actions);
+  // Aimed at a policy: an action, principal and resource its scope matches, so its conditions are evaluated.
+  const pinned = (c: ScopeConstraint | undefined) => (c?.op === '==' || c?.op === 'is' ? c.type : undefined);
+  const [pPin, rPin] = [pinned(aim?.principal), pinned(aim?.resource)];
+  const inScope = aim ? actionsInScope(schema, aim.action).filter((a) => a.appliesTo) : [];
+  const fitting = inScope.filter((a) => (!pPin || a.appliesTo?.principals.includes(pPin)) && (!rPin || a.appliesTo?.resources.includes(rPin)));
+  const aimed = fitting.length > 0 ? fitting : inScope;
+  const action = aimed.length > 0 ? r.pick(aimed) : withApplies.length > 0 && r.chance(0.96) ? r.pick(withApplies) : r.pick(schema.actions);
   const allTypes = schema.entityTypes.map((t) => t.name);
   const applies = action.appliesTo;
   const fit = strict ? 0.96 : 0.85;
-  const pType = applies && r.chance(fit) ? r.pick(applies.principals) : r.pick(allTypes);
-  const rType = applies && r.chance(fit) ? r.pick(applies.resources) : r.pick(allTypes);
-  const principal = { type: pType, id: pickId(r, schema, pool, pType, 0.15) };
-  const resource = { type: rType, id: pickId(r, schema, pool, rType, 0.15) };
+  const pick = (scope: ScopeConstraint | undefined, allowed: string[] | undefined): { type: string; id: string } => {
+    if (scope?.op === '==') return { type: scope.type, id: scope.id };
+    const type = scope?.op === 'is' ? scope.type : allowed && r.chance(fit) ? r.pick(allowed) : r.pick(allTypes);
+    return { type, id: pickId(r, schema, pool, type, 0.15) };
+  };
+  const principal = pick(aim?.principal, applies?.principals);
+  const resource = pick(aim?.resource, applies?.resources);
+  const [pType, rType] = [principal.type, resource.type];
   const ctxTy: Ty = applies?.context ?? { k: 'Record', attrs: [] };
   const ctxVal = genValue(r, ctxTy, schema, pool);
   let context = ctxVal.k === 'rec' ? ctxVal.fields : [];

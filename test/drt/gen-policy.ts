@@ -18,6 +18,7 @@ import { BAD_EXT_LITERALS, BIG_POLICY_LONGS, EXT_FN, EXT_LITERALS, POLICY_LONGS,
 import { printExpr } from './print-cedar.ts';
 
 const TAG_KEYS = ['k', 'a', 'x y', '__proto__'];
+const SMALL_LONGS: readonly bigint[] = [0n, 1n, -1n, 2n, 7n, 24n, 60n, 100n];
 const LIKE_PIECES = ['a', 'b', '*', 'é', '🦀', ' ', 'ab'];
 
 /** A typed expression the generator may use: a variable, an entity literal or a path from one. */
@@ -146,7 +147,8 @@ function literal(r: Rand, env: Env, ty: Ty, depth: number): Expr {
     case 'Bool':
       return { k: 'lit', v: r.chance(0.5) };
     case 'Long':
-      return { k: 'lit', v: r.chance(0.03) ? r.pick(BIG_POLICY_LONGS) : r.pick(POLICY_LONGS) };
+      // Mostly small values, so that comparisons are sensitive to what they compare; edges for overflow.
+      return { k: 'lit', v: r.pick(r.weighted<readonly bigint[]>([[60, SMALL_LONGS], [37, POLICY_LONGS], [3, BIG_POLICY_LONGS]])) };
     case 'String':
       return { k: 'lit', v: r.pick(STRINGS) };
     case 'Entity': {
@@ -205,7 +207,7 @@ export function gen(r: Rand, env: Env, ty: Ty, depth: number): Expr {
     case 'Long':
       options.push([3, () => ({ k: 'bin', op: r.pick(['+', '-', '*'] as const), l: gen(r, env, LONG, d), r: gen(r, env, LONG, d) })]);
       options.push([1, () => ({ k: 'neg', arg: gen(r, env, LONG, d) })]);
-      options.push([1, () => ({ k: 'method', name: r.pick(['toDays', 'toHours', 'toMinutes', 'toSeconds', 'toMilliseconds'] as const), recv: gen(r, env, ext('duration'), d), args: [] })]);
+      options.push([2, () => ({ k: 'method', name: r.pick(['toDays', 'toHours', 'toMinutes', 'toSeconds', 'toMilliseconds'] as const), recv: gen(r, env, ext('duration'), d), args: [] })]);
       break;
     case 'Set':
       options.push([2, () => literal(r, env, ty, d)]);
@@ -277,8 +279,8 @@ function boolOptions(r: Rand, env: Env, d: number): [number, () => Expr][] {
     const t = comparableType(r, env);
     return { k: 'bin', op: r.pick(['==', '!='] as const), l: gen(r, env, t, d), r: gen(r, env, t, d) };
   }]);
-  o.push([3, () => ({ k: 'bin', op: r.pick(['<', '<=', '>', '>='] as const), l: gen(r, env, LONG, d), r: gen(r, env, LONG, d) })]);
-  o.push([2, () => {
+  o.push([3, () => ({ k: 'bin', op: r.pick(['<', '<=', '>', '>='] as const), l: gen(r, env, LONG, d), r: r.chance(0.4) ? { k: 'lit', v: r.pick(SMALL_LONGS) } : gen(r, env, LONG, d) })]);
+  o.push([3, () => {
     const t = ext(r.pick(['datetime', 'duration'] as const));
     return { k: 'bin', op: r.pick(['<', '<=', '>', '>='] as const), l: gen(r, env, t, d), r: gen(r, env, t, d) };
   }]);
@@ -359,7 +361,8 @@ function boolOptions(r: Rand, env: Env, d: number): [number, () => Expr][] {
 
 // ---- scope -----------------------------------------------------------------------------------------
 
-function actionsInScope(schema: SchemaModel, scope: ActionScope): ActionDef[] {
+/** The actions an action scope matches, through the action hierarchy. */
+export function actionsInScope(schema: SchemaModel, scope: ActionScope): ActionDef[] {
   if (scope.op === 'All') return schema.actions;
   const roots = scope.op === '==' ? [scope.id] : scope.ids;
   const inGroup = (a: ActionDef, g: string, seen = new Set<string>()): boolean => {

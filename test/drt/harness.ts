@@ -93,7 +93,9 @@ export function buildCase(r: Rand, mode: DrtMode, stats: DrtStats): DrtCase | un
   const requests: DrtCase['requests'] = [];
   const count = r.int(1, 3);
   for (let i = 0; i < count; i++) {
-    const { request, perturbation: p } = genRequest(r, schema, pool, strict);
+    const kept = Object.values(models);
+    const aim = kept.length > 0 && r.chance(0.6) ? r.pick(kept) : undefined;
+    const { request, perturbation: p } = genRequest(r, schema, pool, strict, aim);
     requests.push({
       request: {
         principal: request.principal,
