@@ -3,6 +3,7 @@
  * second engine and prints progress, the shrunk case of any difference, and a summary line.
  *
  *   npm run drt -- --cases 100000 [--seed S] [--mode strict|dynamic|both] [--engine compiled|stateful]
+ *   npm run drt -- --cases 10000000 --minutes 60         (stops after an hour, shared between the modes)
  *   npm run drt -- --mode strict --seed S --path P        (replays one reported case)
  *
  * See docs/DIFFERENTIAL-TESTING.md.
@@ -22,12 +23,13 @@ const { values } = parseArgs({
     engine: { type: 'string' },
     constructs: { type: 'boolean', default: false },
     mutants: { type: 'boolean', default: false },
+    minutes: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
-  console.log('usage: npm run drt -- [--cases N] [--seed S] [--mode strict|dynamic|both] [--engine compiled|stateful] [--path P] [--constructs] [--mutants]');
+  console.log('usage: npm run drt -- [--cases N] [--seed S] [--mode strict|dynamic|both] [--engine compiled|stateful] [--path P] [--minutes M] [--constructs] [--mutants]');
   process.exit(0);
 }
 
@@ -38,6 +40,8 @@ if (!Number.isSafeInteger(seed)) throw new TypeError(`--seed must be an integer,
 const modes: DrtMode[] = values.mode === 'both' ? ['strict', 'dynamic'] : values.mode === 'strict' || values.mode === 'dynamic' ? [values.mode] : [];
 if (modes.length === 0) throw new TypeError(`--mode must be strict, dynamic or both, not ${values.mode}`);
 if (values.path && modes.length !== 1) throw new TypeError('--path replays one case: give its --mode too');
+const minutes = values.minutes !== undefined ? Number(values.minutes) : undefined;
+if (minutes !== undefined && !(minutes > 0)) throw new TypeError(`--minutes must be a positive number, not ${values.minutes}`);
 
 if (values.mutants) {
   // The harness's power: each deliberate bug must be caught within --cases cases per mode.
@@ -70,6 +74,7 @@ for (const [i, mode] of modes.entries()) {
     numRuns: share,
     seed,
     ...(values.path ? { path: values.path } : {}),
+    ...(minutes !== undefined ? { timeLimitMs: (minutes * 60_000) / modes.length } : {}),
     stats,
     onCase: (s) => {
       const now = performance.now();

@@ -214,6 +214,8 @@ export interface DrtRunOptions {
   /** Replays one counterexample (from a previous report). */
   path?: string;
   stats?: DrtStats;
+  /** Stops generating new cases after this long (the cases run so far count; not a failure). */
+  timeLimitMs?: number;
   /** Case runs spent shrinking a failure (default 400; the reduction pass does the rest). */
   maxShrinkRuns?: number;
   /** Called after every case. */
@@ -254,6 +256,7 @@ export function runDrt(options: DrtRunOptions): DrtRunResult {
     numRuns: options.numRuns,
     seed: options.seed,
     ...(options.path ? { path: options.path, endOnFailure: true } : {}),
+    ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs } : {}),
   });
   if (!details.failed) return { ok: true, stats, seed: options.seed };
   const path = details.counterexamplePath ?? undefined;
