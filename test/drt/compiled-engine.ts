@@ -2,15 +2,16 @@
  * The compiled evaluator (src/policy/compiled/) behind the harness's {@link DecisionEngine} port.
  *
  * Policies reach it as production reaches it: Cedar text → `policyToJson` → `compileAuthorizer`.
- * - dynamic mode (no schema): entities and context are read with the schema-less JSON reader
- *   (`valueFromJson`, `__entity`/`__extn` escapes), the hierarchy closed transitively;
+ * - dynamic mode (no schema): entities and context are read with the compiled path's schema-less JSON reader
+ *   (`convertUntypedValue`: `__entity`/`__extn` escapes only as a record's single key), the hierarchy closed
+ *   transitively here;
  * - strict mode: entities and context go through the schema-directed converters, which refuse what
  *   cedar-wasm refuses; the request is checked against the action's `appliesTo` as `validateRequest` does.
  */
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { compileAuthorizer, type CompiledAuthorizer } from '../../src/policy/compiled/compiled-authorizer.ts';
-import { UnsupportedValue, valueFromJson } from '../../src/policy/compiled/compile-expression.ts';
-import { ExtensionError } from '../../src/policy/compiled/extensions.ts';
+import { convertUntypedValue, nestingLimitBelow, type ValueSite } from '../../src/policy/compiled/convert-value.ts';
+import type { SchemaModel } from '../../src/policy/compiled/schema-model.ts';
 import { CedarRecord, EntityUid, type CedarValue, type EntityData, type EntityLookup } from '../../src/policy/compiled/value.ts';
 import type { DecisionEngine, DrtAnswer, DrtRequest, Unsupported } from './engines.ts';
 import { strictConversion, type StrictConversion } from './compiled-strict.ts';
@@ -22,11 +23,13 @@ interface CompiledSet {
 
 class Refusal extends Error {}
 
-function untyped(x: unknown, where: string): CedarValue {
-  const v = valueFromJson(x);
-  if (v instanceof ExtensionError) throw new Refusal(`${where}: ${v.message}`);
-  if (v instanceof UnsupportedValue) throw new Refusal(`${where}: ${v.unsupported}`);
-  return v;
+/** No schema: no entity types, no actions. The schema-less reader consults the model only for enumerated ids. */
+const NO_SCHEMA: SchemaModel = { entityTypes: new Map(), actions: new Map(), actionEntities: new Map(), actionType: 'Action' };
+
+/** The compiled path's schema-less JSON reader (`convertUntypedValue`), refusing as cedar-wasm refuses. */
+function untyped(x: unknown, where: string, levels: number): CedarValue {
+  const site: ValueSite = { model: NO_SCHEMA, nestingLimit: nestingLimitBelow(levels), refuse: (path, message) => new Refusal(`${where}${path ? `.${path}` : ''}: ${message}`) };
+  return convertUntypedValue(x, site, []);
 }
 
 function uidOf(x: unknown, where: string): EntityUid {
@@ -60,16 +63,16 @@ function untypedEntities(list: readonly unknown[]): EntityLookup {
     if (ancestors.has(key)) throw new Refusal(`the hierarchy has a cycle through ${key}`);
     map.set(key, {
       uid: e.uid,
-      attrs: new Map(Object.entries(e.attrs).map(([k, v]) => [k, untyped(v, `${key}.${k}`)])),
+      attrs: new Map(Object.entries(e.attrs).map(([k, v]) => [k, untyped(v, `${key}.${k}`, 4)])),
       ancestors,
-      tags: new Map(Object.entries(e.tags).map(([k, v]) => [k, untyped(v, `${key} tag ${k}`)])),
+      tags: new Map(Object.entries(e.tags).map(([k, v]) => [k, untyped(v, `${key} tag ${k}`, 4)])),
     });
   }
   return map;
 }
 
 function decideUntyped(set: CompiledSet, req: DrtRequest): DrtAnswer {
-  const context = untyped(req.context, 'context');
+  const context = untyped(req.context, 'context', 1);
   if (!(context instanceof CedarRecord)) throw new Refusal('context is not a record');
   const r = set.authorizer.isAuthorized({
     principal: uidOf(req.principal, 'principal'),

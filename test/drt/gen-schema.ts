@@ -7,8 +7,11 @@ import type { ActionDef, Attr, EntityTypeDef, ExtName, SchemaModel, Ty } from '.
 import type { Rand } from './random.ts';
 
 const TYPE_NAMES = ['User', 'Team', 'Doc', 'Folder', 'Org'];
-/** Attribute names, including ones that are not identifiers and ones that name JavaScript internals. */
-export const ATTR_NAMES = ['a', 'b', 'n', 'flag', 'owner', 'when', 'addr', 'tags', 'x y', '__proto__', 'constructor', 'é', 'level', 'items'];
+/**
+ * Attribute names, including ones that are not identifiers, ones that name JavaScript internals, and ones that
+ * make a record look like an entity reference in JSON (`type`, `id`, `__entity`).
+ */
+export const ATTR_NAMES = ['a', 'b', 'n', 'flag', 'owner', 'when', 'addr', 'tags', 'x y', '__proto__', 'constructor', 'é', 'level', 'items', 'type', 'id', '__entity'];
 const ACTION_NAMES = ['read', 'write', 'share', 'delete me'];
 const GROUP_NAMES = ['group', 'all'];
 export const EXT_NAMES: readonly ExtName[] = ['decimal', 'ipaddr', 'datetime', 'duration'];
