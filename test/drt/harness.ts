@@ -211,7 +211,7 @@ export interface DrtRunOptions {
   engines: readonly DecisionEngine[];
   numRuns: number;
   seed: number;
-  /** Replays one counterexample (from a previous report). */
+  /** Replays one counterexample (from a previous report): the generated case's index, `--path` of the report. */
   path?: string;
   stats?: DrtStats;
   /** Stops generating new cases after this long (the cases run so far count; not a failure). */
@@ -252,14 +252,19 @@ export function runDrt(options: DrtRunOptions): DrtRunResult {
     }
     options.onCase?.(stats);
   });
+  // Replay: fast-check replays a path by shrinking without running the property, but `gen()` values learn
+  // their shrinks only from running it, so a path deeper than its first segment cannot be walked. The first
+  // segment (which generated case failed) is enough: shrinking and reduction from there are deterministic,
+  // and lead to the same report.
+  const replayRun = options.path?.split(':')[0];
   const details = fc.check(property, {
-    numRuns: options.numRuns,
+    numRuns: replayRun !== undefined ? 1 : options.numRuns,
     seed: options.seed,
-    ...(options.path ? { path: options.path, endOnFailure: true } : {}),
+    ...(replayRun !== undefined ? { path: replayRun } : {}),
     ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs } : {}),
   });
   if (!details.failed) return { ok: true, stats, seed: options.seed };
-  const path = details.counterexamplePath ?? undefined;
+  const path = details.counterexamplePath?.split(':')[0];
   const err = details.errorInstance;
   let body: string;
   if (err instanceof DrtDifference) {
