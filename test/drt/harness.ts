@@ -91,7 +91,8 @@ export function buildCase(r: Rand, mode: DrtMode, stats: DrtStats): DrtCase | un
   const allEntities = strict || r.chance(0.1) ? entities : [...entities, ...actionEntities(schema)];
   const entityJson = entitiesToJson(allEntities, style);
   const requests: DrtCase['requests'] = [];
-  const count = r.int(1, 3);
+  // Now and then many requests against one prepared set (the compiled path caches candidates per request type).
+  const count = r.chance(0.1) ? 10 : r.int(1, 3);
   for (let i = 0; i < count; i++) {
     const kept = Object.values(models);
     const aim = kept.length > 0 && r.chance(0.6) ? r.pick(kept) : undefined;
