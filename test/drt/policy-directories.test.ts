@@ -1,8 +1,11 @@
 /**
- * Every policy directory of the project through both engines: examples/policies, examples/overbroad and
- * the policy sets the server and CLI tests use (test/server/harness.ts, test/cli/policy-fixtures.ts, over
- * test/fixtures' schema and entities). Requests: every case of their *.test.yaml files, and the
- * principal × action × resource triples of their entities under two contexts.
+ * Every policy directory of the project through both engines, twice: the engines alone (Cedar requests, one per
+ * principal, through the harness's adapters), and Mandate's decision point (`PolicyEngine` with `engine:
+ * 'compiled'` and `engine: 'reference'`: request checks, entity slices, delegation, approval). Directories:
+ * examples/policies, examples/overbroad and the policy sets the server and CLI tests use
+ * (test/server/harness.ts, test/cli/policy-fixtures.ts, over test/fixtures' schema and entities). Requests:
+ * every case of their *.test.yaml files, and the principal × action × resource triples of their entities
+ * under two contexts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +18,11 @@ import { POLICIES as SERVER_POLICIES } from '../server/harness.ts';
 import { statefulReferenceEngine, referenceEngine, isUnsupported, type DecisionEngine } from './engines.ts';
 import { compiledAvailable, loadSecondEngine } from './select-engine.ts';
 import { sameAnswer } from './harness.ts';
-import { directoryCases } from './policy-directories.ts';
+import { directoryCases, type MandateRequest } from './policy-directories.ts';
+import { PolicyEngine } from '../../src/policy/policy-engine.ts';
+import { DEFAULT_TEST_TIME } from '../../src/policy/run-policy-tests.ts';
+import { fixedClock } from '../../src/core/ports.ts';
+import { isMandateError } from '../../src/core/errors.ts';
 
 /**
  * Triples per directory and context (spread evenly over all of them). `isAuthorized` re-parses the schema
@@ -73,5 +80,48 @@ for (const d of DIRECTORIES) {
     }
     assert.deepEqual(differences, [], `${d.name}: the engines disagree:\n${differences.join('\n\n')}`);
     assert.ok(seen.allow > 0 && seen.deny > 0, `${d.name}: expected both decisions among ${requests.length} requests, saw ${JSON.stringify(seen)}`);
+  });
+}
+
+/** What Mandate answered, reduced to what both engines must agree on (ids as sets; no messages, no timings). */
+function outcome(engine: PolicyEngine, clock: { set(ms: number): void }, r: MandateRequest): unknown {
+  clock.set(Date.parse(r.now));
+  try {
+    const d = engine.decide(r.request);
+    return {
+      decision: d.decision,
+      principals: d.principals.map((p) => ({
+        principal: p.principal,
+        decision: p.decision,
+        approvalRequired: p.approvalRequired,
+        determining: p.determining.map((x) => x.id).sort(),
+        errors: p.errors.map((x) => x.policyId).sort(),
+      })),
+    };
+  } catch (err) {
+    return { refused: isMandateError(err) ? err.code : `not a MandateError: ${String(err)}` };
+  }
+}
+
+for (const d of DIRECTORIES) {
+  test(`policy directory ${d.name}: PolicyEngine decides alike with engine compiled and engine reference`, async () => {
+    const contents = await d.load();
+    const { mandateRequests } = directoryCases(contents, TRIPLE_LIMIT);
+    const clock = fixedClock(Date.parse(DEFAULT_TEST_TIME));
+    const ids = { next: () => 'drt' };
+    const reference = new PolicyEngine({ engine: 'reference', clock, ids });
+    const compiled = new PolicyEngine({ engine: 'compiled', clock, ids });
+    reference.activate(contents);
+    const info = compiled.activate(contents);
+    assert.equal(info.engine, 'compiled', `the compiled engine declined the set: ${JSON.stringify(info.unsupported)}`);
+    const differences: string[] = [];
+    for (const r of mandateRequests) {
+      const a = outcome(reference, clock, r);
+      const b = outcome(compiled, clock, r);
+      if (JSON.stringify(a) !== JSON.stringify(b) && differences.length < 5) {
+        differences.push(`${r.label} at ${r.now}\nrequest: ${JSON.stringify(r.request)}\nreference: ${JSON.stringify(a)}\ncompiled: ${JSON.stringify(b)}`);
+      }
+    }
+    assert.deepEqual(differences, [], `${d.name}: PolicyEngine answers differ between engines:\n${differences.join('\n\n')}`);
   });
 }

@@ -13,16 +13,25 @@ import type { PolicyDirectory } from '../../src/policy/read-policy-directory.ts'
 import type { AuthorizationRequest, EntityJson } from '../../src/policy/types.ts';
 import type { DrtRequest, Uid } from './engines.ts';
 
-/** A labelled request of a directory. */
+/** A labelled request of a directory: as Mandate receives it, and as one principal's Cedar request. */
 export interface DirectoryRequest {
   label: string;
   request: DrtRequest;
+}
+
+/** A request as Mandate's decision point receives it, with the time it is decided at. */
+export interface MandateRequest {
+  label: string;
+  request: AuthorizationRequest;
+  now: string;
 }
 
 /** A directory compiled as Mandate compiles it, with the requests to run. */
 export interface DirectoryCases {
   set: CompiledPolicySet;
   requests: DirectoryRequest[];
+  /** The same requests before Mandate splits them per principal and builds their context. */
+  mandateRequests: MandateRequest[];
 }
 
 /** Mandate's context for one principal of a request (see src/policy/authorize.ts). */
@@ -51,7 +60,7 @@ function entityList(set: CompiledPolicySet, extra: EntityJson[]): EntityJson[] {
 }
 
 /** Requests of every `*.test.yaml` case, one per principal of its delegation chain. */
-function testFileRequests(dir: Pick<PolicyDirectory, 'tests'>, set: CompiledPolicySet): DirectoryRequest[] {
+function testFileRequests(dir: Pick<PolicyDirectory, 'tests'>, set: CompiledPolicySet, mandate: MandateRequest[]): DirectoryRequest[] {
   const out: DirectoryRequest[] = [];
   for (const file of dir.tests) {
     const doc = parseYaml(file.text) as { now?: string; entities?: unknown[]; tests?: { name: string; now?: string; request: unknown }[] };
@@ -61,6 +70,7 @@ function testFileRequests(dir: Pick<PolicyDirectory, 'tests'>, set: CompiledPoli
       if (!parsed.success) continue;
       const request = parsed.data as AuthorizationRequest;
       const now = c.now ?? doc.now ?? DEFAULT_TEST_TIME;
+      mandate.push({ label: `${file.path}: ${c.name}`, request: { ...request, entities: [...fileEntities, ...(request.entities ?? [])] }, now });
       let entities: EntityJson[];
       try {
         entities = entityList(set, [...fileEntities, ...(request.entities ?? [])]);
@@ -116,7 +126,7 @@ function contextVariants(entities: EntityJson[]): { name: string; request: Autho
 }
 
 /** Every principal × action × resource triple the schema allows, at most `limit` (spread evenly), per context. */
-function tripleRequests(set: CompiledPolicySet, limit: number): DirectoryRequest[] {
+function tripleRequests(set: CompiledPolicySet, limit: number, mandate: MandateRequest[]): DirectoryRequest[] {
   const entities = [...set.entities.values()];
   const triples: { principal: Uid; action: string; resource: Uid }[] = [];
   for (const [action, def] of set.schemaInfo.actions) {
@@ -130,6 +140,7 @@ function tripleRequests(set: CompiledPolicySet, limit: number): DirectoryRequest
     for (let i = variant.name === 'minimal' ? 0 : Math.floor(stride / 2); i < triples.length; i += stride) {
       const t = triples[i] as (typeof triples)[number];
       const request: AuthorizationRequest = { ...variant.request, principal: t.principal, action: t.action, resource: t.resource };
+      mandate.push({ label: `${entityKey(t.principal)} ${t.action} ${entityKey(t.resource)} (${variant.name} context)`, request, now: variant.now });
       out.push({
         label: `${entityKey(t.principal)} ${t.action} ${entityKey(t.resource)} (${variant.name} context)`,
         request: { principal: t.principal, action: { type: set.schemaInfo.actionType, id: t.action }, resource: t.resource, context: mandateContext(request, variant.now), entities },
@@ -142,5 +153,7 @@ function tripleRequests(set: CompiledPolicySet, limit: number): DirectoryRequest
 /** Compiles a directory and lists its requests. */
 export function directoryCases(dir: Pick<PolicyDirectory, 'schema' | 'policies' | 'entities' | 'entitiesFile' | 'tests'>, tripleLimit: number): DirectoryCases {
   const set = compilePolicySet(dir);
-  return { set, requests: [...testFileRequests(dir, set), ...tripleRequests(set, tripleLimit)] };
+  const mandateRequests: MandateRequest[] = [];
+  const requests = [...testFileRequests(dir, set, mandateRequests), ...tripleRequests(set, tripleLimit, mandateRequests)];
+  return { set, requests, mandateRequests };
 }
