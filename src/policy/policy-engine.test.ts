@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicyEngine } from './policy-engine.ts';
 import { fixedClock } from '../core/ports.ts';
-import { writePolicyDir } from '../../test/fixtures/policy-dir.ts';
+import { SAMPLE_POLICIES, writePolicyDir } from '../../test/fixtures/policy-dir.ts';
 import { MandateError, PolicySetInvalidError, PolicyNotLoadedError } from '../core/errors.ts';
 import { byteOffsetToLineColumn } from './source-position.ts';
 import type { AuthorizationRequest } from './types.ts';
@@ -11,31 +11,10 @@ import type { PolicyDiagnostic } from './types.ts';
 const NOW = Date.parse('2026-11-30T10:00:00Z');
 
 const POLICIES = {
-  'users.cedar': `
-@id("sales-read-internal")
-permit(principal in Group::"sales", action == Action::"read", resource is Dataset)
-when { resource.sensitivityLevel <= 1 };
-
-@id("alice-update-crm")
-permit(principal == User::"alice", action == Action::"call", resource == Tool::"crm.update");
-`,
-  'agents.cedar': `
-@id("agents-read-internal")
-permit(principal is Agent, action == Action::"read", resource is Dataset)
-when { resource.sensitivityLevel <= 1 };
-
-@id("autonomous-call-with-approval")
-@approval("required")
-permit(principal is Agent, action == Action::"call", resource is Tool)
-when { principal.mode == "autonomous" };
-
+  ...SAMPLE_POLICIES,
+  'extra.cedar': `
 @id("helper-reads-restricted")
 permit(principal == Agent::"helper", action == Action::"read", resource == Dataset::"salaries");
-`,
-  'guards.cedar': `
-@id("restricted-never-to-agents")
-forbid(principal, action, resource is Dataset)
-when { context.delegation.depth > 0 && resource.sensitivityLevel >= 3 };
 `,
 };
 

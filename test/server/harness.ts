@@ -15,34 +15,10 @@ import type { AuthorizationRequest } from '../../src/policy/types.ts';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
 import { createServer, type MandateServer } from '../../src/server/create-server.ts';
 import { createLogger } from '../../src/server/logger.ts';
-import { writePolicyDir } from '../fixtures/policy-dir.ts';
+import { SAMPLE_POLICIES, writePolicyDir } from '../fixtures/policy-dir.ts';
 
 /** The policies most scenarios use (same world as src/policy/policy-engine.test.ts). */
-export const POLICIES: Record<string, string> = {
-  'users.cedar': `
-@id("sales-read-internal")
-permit(principal in Group::"sales", action == Action::"read", resource is Dataset)
-when { resource.sensitivityLevel <= 1 };
-
-@id("alice-update-crm")
-permit(principal == User::"alice", action == Action::"call", resource == Tool::"crm.update");
-`,
-  'agents.cedar': `
-@id("agents-read-internal")
-permit(principal is Agent, action == Action::"read", resource is Dataset)
-when { resource.sensitivityLevel <= 1 };
-
-@id("autonomous-call-with-approval")
-@approval("required")
-permit(principal is Agent, action == Action::"call", resource is Tool)
-when { principal.mode == "autonomous" };
-`,
-  'guards.cedar': `
-@id("restricted-never-to-agents")
-forbid(principal, action, resource is Dataset)
-when { context.delegation.depth > 0 && resource.sensitivityLevel >= 3 };
-`,
-};
+export const POLICIES: Record<string, string> = SAMPLE_POLICIES;
 
 /** Options of {@link startServer}. */
 export interface HarnessOptions {
