@@ -2,8 +2,8 @@
  * Every policy directory of the project through both engines, twice: the engines alone (Cedar requests, one per
  * principal, through the harness's adapters), and Mandate's decision point (`PolicyEngine` with `engine:
  * 'compiled'` and `engine: 'reference'`: request checks, entity slices, delegation, approval). Directories:
- * examples/policies, examples/overbroad and the policy sets the server and CLI tests use
- * (test/server/harness.ts, test/cli/policy-fixtures.ts, over test/fixtures' schema and entities). Requests:
+ * examples/policies, examples/overbroad and the policy sets the engine, server and CLI tests use
+ * (test/fixtures/policy-dir.ts, test/cli/policy-fixtures.ts, over test/fixtures' schema and entities). Requests:
  * every case of their *.test.yaml files, and the principal × action × resource triples of their entities
  * under two contexts.
  */
@@ -12,9 +12,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import { readPolicyDirectory, type PolicyDirectory } from '../../src/policy/read-policy-directory.ts';
-import { baseEntities, EXAMPLE_SCHEMA_PATH } from '../fixtures/policy-dir.ts';
+import { baseEntities, EXAMPLE_SCHEMA_PATH, SAMPLE_POLICIES } from '../fixtures/policy-dir.ts';
 import { CLEAN_POLICIES, OVERBROAD_POLICIES } from '../cli/policy-fixtures.ts';
-import { POLICIES as SERVER_POLICIES } from '../server/harness.ts';
 import { statefulReferenceEngine, referenceEngine, isUnsupported, type DecisionEngine } from './engines.ts';
 import { compiledAvailable, loadSecondEngine } from './select-engine.ts';
 import { sameAnswer } from './harness.ts';
@@ -45,7 +44,7 @@ async function fixtureDirectory(policies: Record<string, string>): Promise<Polic
 const DIRECTORIES: { name: string; load: () => Promise<PolicyDirectory> }[] = [
   { name: 'examples/policies', load: () => readPolicyDirectory(new URL('../../examples/policies', import.meta.url).pathname) },
   { name: 'examples/overbroad', load: () => readPolicyDirectory(new URL('../../examples/overbroad', import.meta.url).pathname) },
-  { name: 'test/server/harness.ts POLICIES', load: () => fixtureDirectory(SERVER_POLICIES) },
+  { name: 'test/fixtures SAMPLE_POLICIES (engine and server tests)', load: () => fixtureDirectory(SAMPLE_POLICIES) },
   { name: 'test/cli/policy-fixtures.ts CLEAN_POLICIES', load: () => fixtureDirectory(CLEAN_POLICIES) },
   { name: 'test/cli/policy-fixtures.ts OVERBROAD_POLICIES', load: () => fixtureDirectory(OVERBROAD_POLICIES) },
 ];
