@@ -14,7 +14,7 @@
 import { BOOL, LONG, STRING, type ActionDef, type ActionScope, type Expr, type ExtName, type MethodName, type PatternElem, type PolicyModel, type SchemaModel, type ScopeConstraint, type Ty } from './model.ts';
 import type { Rand } from './random.ts';
 import { ATTR_NAMES, entityType, genType } from './gen-schema.ts';
-import { BAD_EXT_LITERALS, BIG_POLICY_LONGS, EXT_FN, EXT_LITERALS, POLICY_LONGS, STRINGS, pickId, type UidPool } from './gen-values.ts';
+import { BAD_EXT_LITERALS, BIG_POLICY_LONGS, EXT_FN, EXT_LITERALS, POLICY_LONGS, TRICKY_EXT_LITERALS, STRINGS, pickId, type UidPool } from './gen-values.ts';
 import { printExpr } from './print-cedar.ts';
 
 const TAG_KEYS = ['k', 'a', 'x y', '__proto__'];
@@ -157,8 +157,12 @@ function literal(r: Rand, env: Env, ty: Ty, depth: number): Expr {
       return { k: 'uid', type: ty.name, id };
     }
     case 'Ext': {
-      const bad = !env.strict && r.chance(0.15);
-      const arg: Expr = !env.strict && r.chance(0.1) ? gen(r, env, STRING, 1) : { k: 'lit', v: r.pick(bad ? BAD_EXT_LITERALS[ty.name] : EXT_LITERALS[ty.name]) };
+      const pool = r.weighted([
+        [80, EXT_LITERALS[ty.name]],
+        [10, TRICKY_EXT_LITERALS[ty.name]],
+        [env.strict ? 0 : 10, BAD_EXT_LITERALS[ty.name]],
+      ]);
+      const arg: Expr = !env.strict && r.chance(0.1) ? gen(r, env, STRING, 1) : { k: 'lit', v: r.pick(pool) };
       return { k: 'call', fn: EXT_FN[ty.name], arg };
     }
     case 'Set': {

@@ -23,7 +23,7 @@ export const BIG_POLICY_LONGS: readonly bigint[] = [
   -4611686018427387904n,
   9007199254740993n,
 ];
-export const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', 'A', 'é', 'x y', '\\', '"', 'ba', '\n', '🦀', 'a🦀b', 'aé'];
+export const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', 'A', 'é', 'e\u0301', 'x y', '\\', '"', 'ba', '\n', '🦀', 'a🦀b', 'aé'];
 export const EXT_LITERALS: Readonly<Record<ExtName, readonly string[]>> = {
   decimal: ['0.0', '1.0', '1.00', '1.0000', '-1.5', '1.2345', '12.5', '0.0001', '922337203685477.5807', '-922337203685477.5808', '-0.0'],
   ipaddr: ['127.0.0.1', '10.0.0.1', '10.0.0.0/8', '192.168.1.7/24', '::1', '::1/128', '10.0.0.1/32', '192.168.1.0/24', '::', 'ff02::1', '224.0.0.1', '2001:db8::/32', '0.0.0.0/0', '127.0.0.0/8'],
@@ -48,6 +48,25 @@ export const BAD_EXT_LITERALS: Readonly<Record<ExtName, readonly string[]>> = {
   datetime: ['2024-13-01', '2024-01-01T25:00:00Z', '2024-1-1', '2024-01-01T00:00:00', '2024-02-30'],
   duration: ['1x', '', '1h1d', '1.5h', '9223372036854775808ms'],
 };
+/**
+ * Texts at the edge of each constructor's grammar, some accepted and some refused by Cedar: an evaluator's
+ * parser must draw the line exactly where Cedar's does. Used in policies (strict validation drops the policies
+ * whose literal Cedar refuses) and, rarely, in entity data and context (where Cedar then refuses the request).
+ */
+export const TRICKY_EXT_LITERALS: Readonly<Record<ExtName, readonly string[]>> = {
+  decimal: ['+1.0', '1.', '.5', '01.0', '1e3', ' 1.0', '-.5', '0001.5', '1.23450', '-0.0001', '922337203685477.58070', '00.0'],
+  ipaddr: [
+    '010.0.0.1', '1.2.3.4/', '[::1]', '1:2:3:4:5:6:7:8', '1::2::3', '::1%eth0', '255.255.255.255', '256.0.0.1', '0.0.0.0',
+    'fe80::/10', 'FF02::1', '10.0.0.1/8', '1.2.3.4/0', '::/0', '1.2.3.4/32 ', '2001:db8:0:0:0:0:0:1', '::ffff:0:0/96', '127.1',
+  ],
+  datetime: [
+    '2024-01-01T00:00:00.1Z', '2024-01-01T00:00:00.123456Z', '2024-01-01T00:00:00+01:00', '2024-01-01T24:00:00Z', '2023-02-29',
+    '2024-01-01T00:00:60Z', '+2024-01-01', '2024-01-01t00:00:00z', '2024-01-01T00:00:00-0000', '2024-01-01T00:00:00+2400',
+    '2024-01-01T00:00:00+0059', '2024-12-31T23:59:59.999-2359', '0000-01-01', '2024-01-01T00:00Z',
+  ],
+  duration: ['1d1d', '1h-1m', '-0ms', '0d', '1H', '1ms1s', '1000000000000000000000ms', '1d2ms', '+1h', '-', '1', 'd', '-1d-1h', '9223372036854775807ms1ms', '106751991168d'],
+};
+
 export const EXT_FN: Readonly<Record<ExtName, 'decimal' | 'ip' | 'datetime' | 'duration'>> = {
   decimal: 'decimal',
   ipaddr: 'ip',
@@ -84,7 +103,7 @@ export function genValue(r: Rand, ty: Ty, schema: SchemaModel, pool: UidPool, de
     case 'Entity':
       return { k: 'ent', type: ty.name, id: pickId(r, schema, pool, ty.name) };
     case 'Ext':
-      return { k: 'ext', fn: EXT_FN[ty.name], arg: r.pick(EXT_LITERALS[ty.name]) };
+      return { k: 'ext', fn: EXT_FN[ty.name], arg: r.pick(r.chance(0.01) ? TRICKY_EXT_LITERALS[ty.name] : EXT_LITERALS[ty.name]) };
     case 'Set': {
       const n = depth > 3 ? 0 : r.int(0, 3);
       return { k: 'set', items: Array.from({ length: n }, () => genValue(r, ty.el, schema, pool, depth + 1)) };
