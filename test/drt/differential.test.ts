@@ -40,6 +40,7 @@ for (const mode of ['strict', 'dynamic'] as const) {
     assert.equal(stats.policiesUnparsed, 0, 'every generated policy parses (the printer is right)');
     assert.equal(stats.schemasRefused, 0, 'every generated schema parses');
     assert.ok(stats.allow > 0 && stats.deny > 0 && stats.withErrors > 0, 'both decisions and evaluation errors occur');
+    assert.deepEqual(stats.threw, {}, 'no engine throws instead of answering');
     const declined = stats.unsupported[second.name] ?? 0;
     assert.ok(declined < 0.1 * stats.cases, `${second.name} declined ${declined} of ${stats.cases} cases: too few were compared`);
     if (mode === 'strict') {

@@ -98,8 +98,9 @@ export function genValue(r: Rand, ty: Ty, schema: SchemaModel, pool: UidPool, de
     case 'Long':
       return { k: 'long', v: r.pick(DATA_LONGS) };
     case 'String':
-      // A lone UTF-16 surrogate (JSON.parse makes them from "\ud800"): cedar-wasm cannot take it.
-      return { k: 'str', v: r.chance(0.005) ? 'a\ud800' : r.pick(STRINGS) };
+      // No lone UTF-16 surrogates: cedar-wasm throws on them, and after 1,146 such throws in one process every
+      // later call fails ("memory access out of bounds"). Mandate refuses them before either engine sees them.
+      return { k: 'str', v: r.pick(STRINGS) };
     case 'Entity':
       return { k: 'ent', type: ty.name, id: pickId(r, schema, pool, ty.name) };
     case 'Ext':

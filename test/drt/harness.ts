@@ -47,6 +47,8 @@ export interface DrtStats {
   refused: number;
   /** Cases an engine declined as a whole (`unsupported`), by engine. */
   unsupported: Record<string, number>;
+  /** Answers that were an engine throwing rather than answering, by engine. */
+  threw: Record<string, number>;
   /** Why sets were declined (ids and numbers blanked), with counts. */
   unsupportedReasons: Map<string, number>;
   constructs: Map<string, number>;
@@ -54,7 +56,7 @@ export interface DrtStats {
 
 /** Fresh counters. */
 export function newStats(): DrtStats {
-  return { cases: 0, requests: 0, policiesGenerated: 0, policiesKept: 0, policiesUnparsed: 0, schemasRefused: 0, allow: 0, deny: 0, withErrors: 0, refused: 0, unsupported: {}, unsupportedReasons: new Map(), constructs: new Map() };
+  return { cases: 0, requests: 0, policiesGenerated: 0, policiesKept: 0, policiesUnparsed: 0, schemasRefused: 0, allow: 0, deny: 0, withErrors: 0, refused: 0, unsupported: {}, threw: {}, unsupportedReasons: new Map(), constructs: new Map() };
 }
 
 /** Builds a case from random choices; undefined when the generated schema is refused (counted). */
@@ -172,6 +174,9 @@ export function runCase(c: DrtCase, engines: readonly DecisionEngine[], stats: D
   for (const { request, perturbation } of c.requests) {
     stats.requests++;
     const answers = prepared.map(({ engine, set }) => ({ engine: engine.name, answer: engine.decide(set, request) }));
+    for (const a of answers) {
+      if (a.answer.kind === 'refused' && /^(engine threw|THREW)/.test(a.answer.message)) stats.threw[a.engine] = (stats.threw[a.engine] ?? 0) + 1;
+    }
     const ref = answers[0];
     if (!ref) return;
     if (ref.answer.kind === 'refused') stats.refused++;
@@ -292,7 +297,7 @@ export function describeStats(stats: DrtStats): string {
   return [
     `requests ${stats.requests}: allow ${stats.allow}, deny ${stats.deny} (with evaluation errors ${stats.withErrors}), refused ${stats.refused}`,
     `policies generated ${stats.policiesGenerated}, kept ${stats.policiesKept} (${kept.toFixed(1)}%), unparsable ${stats.policiesUnparsed}; schemas refused ${stats.schemasRefused}`,
-    `sets declined as unsupported: ${unsupported}`,
+    `sets declined as unsupported: ${unsupported}; engines that threw instead of answering: ${Object.entries(stats.threw).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     ...[...stats.unsupportedReasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `  declined because ${k} (${v})`),
   ].join('\n');
 }
