@@ -1,19 +1,24 @@
 /**
  * `npm run bench`: every benchmark prints Mandate's figure beside a baseline measured in the same run.
- * Flags: --quick (fewer iterations, shorter load), --json (machine-readable output).
+ * Flags: --quick (fewer iterations, shorter load), --json (machine-readable output),
+ * --only decisions|http (one of the two benchmarks).
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { benchDecisions } from './decision.ts';
 import { benchHttp } from './http.ts';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } } });
+if (values.only !== undefined && values.only !== 'decisions' && values.only !== 'http') {
+  console.error(`--only: found "${values.only}", expected "decisions" or "http"`);
+  process.exit(2);
+}
 const iterations = values.quick ? 3_000 : 20_000;
 const durationSeconds = values.quick ? 3 : 10;
 
 const env = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() };
-const decisions = await benchDecisions([[10, 2], [10, 10], [100, 2], [100, 10], [1000, 10]], iterations);
-const http = await benchHttp(durationSeconds);
+const decisions = values.only === 'http' ? [] : await benchDecisions([[10, 2], [10, 10], [100, 2], [100, 10], [1000, 10]], iterations);
+const http = values.only === 'decisions' ? { targets: [], ratio: 'not measured (--only decisions)' } : await benchHttp(durationSeconds);
 
 if (values.json) {
   console.log(JSON.stringify({ env, decisions, http }, null, 2));

@@ -214,13 +214,31 @@ export type AuditEvent = z.infer<typeof AuditEventV1>;
 /** Same as {@link AuditEvent}, under the schema's versioned name. */
 export type AuditEventV1 = AuditEvent;
 
+// Events this module has validated, deeply frozen so that they cannot change afterwards. The decision log and
+// the store both check every event at their boundary; an event already checked is not parsed twice.
+const validated = new WeakSet<object>();
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 /**
- * Checks a producer's event against the schema and returns the parsed copy; an invalid event is the
- * producer's programming mistake, so it throws a `TypeError` naming every problem.
+ * Checks a producer's event against the schema and returns the parsed copy, deeply frozen; an invalid event
+ * is the producer's programming mistake, so it throws a `TypeError` naming every problem. Passing an event
+ * this function returned gives it back as it is (it was checked and cannot have changed).
  */
 export function parseNewAuditEvent(event: unknown): NewAuditEvent {
+  if (typeof event === 'object' && event !== null && validated.has(event)) return event as NewAuditEvent;
   const r = NewAuditEventV1.safeParse(event);
-  if (r.success) return r.data;
+  if (r.success) {
+    const frozen = deepFreeze(r.data);
+    validated.add(frozen);
+    return frozen;
+  }
   const problems = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(event)'}: ${i.message}`);
   throw new TypeError(`invalid audit event: ${problems.join('; ')}`);
 }

@@ -14,7 +14,7 @@ import { parseNewAuditEvent, type NewAuditEventV1 } from './audit-event.ts';
 
 /** Tuning for {@link DecisionLog}; the defaults match the `audit` section of the configuration. */
 export interface DecisionLogOptions {
-  /** Longest an event waits in the queue before a flush starts, in milliseconds (0..1000). Default 2. */
+  /** Longest an event waits in the queue before a flush starts, in milliseconds (0..1000). Default 0: the flush starts once the current turn of the event loop ends, and events arriving while a commit runs form the next batch. */
   maxDelayMs?: number;
   /** Most events committed in one transaction; a full batch flushes at once. Default 256. */
   maxBatch?: number;
@@ -68,7 +68,7 @@ function storeFailure(err: unknown): StoreUnavailableError {
 /**
  * Group-commits audit events to a store.
  * @example
- * const log = new DecisionLog(store.audit, { maxDelayMs: 2, maxBatch: 256, maxPending: 10_000 });
+ * const log = new DecisionLog(store.audit, { maxDelayMs: 0, maxBatch: 256, maxPending: 10_000 });
  * await log.record(event); // durably committed; on rejection, refuse the request
  */
 export class DecisionLog {
@@ -96,7 +96,7 @@ export class DecisionLog {
   /** Creates a log writing to `store` (only its `append` is used). */
   constructor(store: AuditAppender, options: DecisionLogOptions = {}) {
     this.#store = store;
-    this.#maxDelayMs = intOption('maxDelayMs', options.maxDelayMs, 2, 0, 1000);
+    this.#maxDelayMs = intOption('maxDelayMs', options.maxDelayMs, 0, 0, 1000);
     this.#maxBatch = intOption('maxBatch', options.maxBatch, 256, 1, 100_000);
     this.#maxPending = intOption('maxPending', options.maxPending, 10_000, 1, 10_000_000);
   }

@@ -126,7 +126,7 @@ export const MandateConfigSchema = z.strictObject(
       }).default([]),
     }),
     audit: section({
-      maxDelayMs: int(0, 1000).default(2),
+      maxDelayMs: int(0, 1000).default(0),
       maxBatch: int(1, 100_000).default(256),
       maxPending: int(1, 10_000_000).default(10_000),
     }),

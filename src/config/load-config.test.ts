@@ -49,7 +49,7 @@ const DEFAULTS = {
   store: { driver: 'sqlite', dataDir: '/etc/mandate/data', sqlite: { file: 'mandate.db' } },
   policy: { dir: '/etc/mandate/policies', watch: true, engine: 'compiled' },
   authzen: { credentials: [] },
-  audit: { maxDelayMs: 2, maxBatch: 256, maxPending: 10000 },
+  audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },
   rateLimit: { decisionsPerSecondPerClient: 1000, burst: 2000 },
   log: { level: 'info' },
 };

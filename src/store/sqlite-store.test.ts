@@ -280,3 +280,41 @@ test('openStore opens the configured sqlite store', async (t) => {
   await store.ping();
   assert.ok(existsSync(join(dataDir, 'other.db')));
 });
+
+test('inline and thread audit writers commit the same rows; bad auditWriter is a TypeError', async (t) => {
+  for (const auditWriter of ['inline', 'thread'] as const) {
+    const store = await openSqliteStore({ dataDir: tempDir(t), auditWriter });
+    t.after(() => store.close());
+    const events = [event(), event({ outcome: 'deny', data: { k: [1, 2] } })];
+    await store.audit.append(events);
+    const rows = await store.audit.list({ limit: 10 });
+    assert.deepEqual(rows.map((r) => ({ ...r, seq: undefined })), events.map((e) => ({ ...e, seq: undefined })), auditWriter);
+  }
+  await assert.rejects(openSqliteStore({ dataDir: tempDir(t), auditWriter: 'fast' as never }), TypeError);
+});
+
+test('close waits for appends already sent to the writer thread', async (t) => {
+  const dataDir = tempDir(t);
+  const store = await openSqliteStore({ dataDir });
+  const pending = Array.from({ length: 20 }, () => store.audit.append([event(), event()]));
+  await store.close();
+  await Promise.all(pending);
+  const again = await openSqliteStore({ dataDir });
+  t.after(() => again.close());
+  assert.equal(await again.audit.count(), 40);
+});
+
+test('a dead audit writer thread fails every append and the health check closed, and is not replaced', async (t) => {
+  const dataDir = tempDir(t);
+  const store = await openSqliteStore({ dataDir });
+  t.after(() => store.close());
+  await store.audit.append([event()]);
+  const { SqliteAuditWriter } = await import('./sqlite-audit-writer.ts');
+  const writer = await SqliteAuditWriter.start(store.path, 1000);
+  const inFlight = writer.append([]);
+  await writer.terminate();
+  await assert.rejects(inFlight, StoreUnavailableError);
+  await assert.rejects(writer.append([]), (err: unknown) => err instanceof StoreUnavailableError && /terminated/.test(err.detail ?? ''));
+  assert.throws(() => writer.check(), StoreUnavailableError);
+  await writer.close();
+});

@@ -2,8 +2,11 @@
  * The embedded default store, on better-sqlite3: one file in the data directory, WAL mode, versioned
  * migrations, prepared statements prepared once.
  *
- * better-sqlite3 is synchronous; each call here is short (a few statements on a local file), so running it on
- * the event loop is cheaper than a thread hop. The interface stays async so that PostgreSQL can implement it.
+ * better-sqlite3 is synchronous; most calls here are short (a few statements on a local file), so they run on
+ * the event loop. Audit appends are the exception: they come at request rate and each commit waits for an
+ * fsync, so by default a worker thread with its own connection commits them (`auditWriter: 'thread'`) and the
+ * event loop keeps serving while a batch is made durable. The interface stays async so that PostgreSQL can
+ * implement it.
  * Every SQLite error becomes `StoreUnavailableError` (fail closed), the original kept as `cause` for logs only.
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
@@ -14,6 +17,7 @@ import { parseNewAuditEvent, type AuditEventV1, type NewAuditEventV1 } from '../
 import { isMandateError, StoreUnavailableError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/ports.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
+import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
 import type { Migration } from './migrations/migration.ts';
 import { sqliteMigrations } from './migrations/sqlite-migrations.ts';
 import {
@@ -40,6 +44,11 @@ export interface SqliteStoreOptions {
   clock?: Clock;
   /** Migrations to apply; default: every migration this build knows. Tests pass shorter or longer lists. */
   migrations?: readonly Migration[];
+  /**
+   * Where audit appends are committed: `thread` (default) — a worker thread with its own connection, so the
+   * fsync of each commit does not block the event loop; `inline` — on the main connection, synchronously.
+   */
+  auditWriter?: 'thread' | 'inline';
 }
 
 const DEFAULT_FILE = 'mandate.db';
@@ -63,7 +72,7 @@ interface AuditRow {
   data: string | null;
 }
 
-type AuditInsert = Omit<AuditRow, 'seq'>;
+type AuditInsert = Omit<AuditRow, 'seq'> & Record<string, string | null>;
 
 function toRow(e: NewAuditEventV1): AuditInsert {
   return {
@@ -143,10 +152,15 @@ export class SqliteStore implements Store {
     setMeta: BetterSqlite3.Statement<[string, string, string]>;
   };
   readonly #appendTx: (rows: readonly AuditInsert[]) => void;
+  readonly #writer: SqliteAuditWriter | undefined;
 
-  /** Use {@link openSqliteStore}; this constructor expects an opened, migrated database. */
-  constructor(db: BetterSqlite3.Database, path: string, clock: Clock) {
+  /**
+   * Use {@link openSqliteStore}; this constructor expects an opened, migrated database, and the started audit
+   * writer thread when audit appends should not run on the main connection.
+   */
+  constructor(db: BetterSqlite3.Database, path: string, clock: Clock, writer?: SqliteAuditWriter) {
     this.#db = db;
+    this.#writer = writer;
     this.path = path;
     this.#clock = clock;
     this.#stmt = {
@@ -176,7 +190,13 @@ export class SqliteStore implements Store {
         if (!Array.isArray(events)) throw new TypeError('audit.append expects an array of events');
         const rows = events.map((e) => toRow(parseNewAuditEvent(e)));
         if (rows.length === 0) return;
-        this.#run('audit.append', () => this.#appendTx(rows));
+        const writer = this.#writer;
+        if (writer === undefined) {
+          this.#run('audit.append', () => this.#appendTx(rows));
+          return;
+        }
+        this.#run('audit.append', () => writer.check());
+        await writer.append(rows);
       },
       list: async (options: AuditListOptions) => {
         const afterSeq = options.afterSeq ?? 0;
@@ -220,7 +240,10 @@ export class SqliteStore implements Store {
 
   /** Resolves when the database answers a query that reads the file; rejects with `StoreUnavailableError` otherwise. */
   async ping(): Promise<void> {
-    this.#run('ping', () => this.#stmt.ping.get());
+    this.#run('ping', () => {
+      this.#writer?.check();
+      this.#stmt.ping.get();
+    });
   }
 
   /** The highest applied migration version. */
@@ -228,11 +251,12 @@ export class SqliteStore implements Store {
     return this.#run('schemaVersion', () => this.#stmt.ping.get()?.v ?? 0);
   }
 
-  /** Closes the database (checkpointing the WAL); idempotent. */
+  /** Waits for pending audit appends, then closes the writer thread and the database (checkpointing the WAL); idempotent. */
   async close(): Promise<void> {
     const db = this.#db;
     this.#db = undefined;
     if (db === undefined || !db.open) return;
+    await this.#writer?.close();
     try {
       db.close();
     } catch (err) {
@@ -261,6 +285,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     throw new TypeError('openSqliteStore: busyTimeoutMs must be a non-negative integer');
   }
   const clock = options.clock ?? systemClock;
+  if (options.auditWriter !== undefined && options.auditWriter !== 'thread' && options.auditWriter !== 'inline') {
+    throw new TypeError("openSqliteStore: auditWriter must be 'thread' or 'inline'");
+  }
   const dataDir = isAbsolute(options.dataDir) ? options.dataDir : resolve(options.dataDir);
   const path = join(dataDir, file);
 
@@ -297,7 +324,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
       new Date(clock.now()).toISOString(),
       new Date(clock.now()).toISOString(),
     );
-    return new SqliteStore(db, path, clock);
+    const writer = (options.auditWriter ?? 'thread') === 'thread' ? await SqliteAuditWriter.start(path, busyTimeoutMs) : undefined;
+    return new SqliteStore(db, path, clock, writer);
   } catch (err) {
     try {
       db?.close();
