@@ -230,6 +230,131 @@ export class InternalError extends MandateError {
   override readonly oauthError: string = 'server_error';
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// OAuth errors (RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9449 §5 and §7.1, RFC 7009 §2.2.1).
+// The token, introspection and revocation endpoints render these in the `oauth` format.
+
+/** Client authentication failed: unknown client, bad assertion, wrong method (RFC 6749 §5.2 `invalid_client`). */
+export class InvalidClientError extends MandateError {
+  static override readonly code: string = 'ERR_INVALID_CLIENT';
+  override readonly code: string = 'ERR_INVALID_CLIENT';
+  override readonly status: number = 401;
+  override readonly oauthError: string = 'invalid_client';
+}
+
+/**
+ * The grant or a token it presents (`subject_token`, `actor_token`) is invalid, expired, revoked, or was
+ * issued to someone else (RFC 6749 §5.2 `invalid_grant`).
+ */
+export class InvalidGrantError extends MandateError {
+  static override readonly code: string = 'ERR_INVALID_GRANT';
+  override readonly code: string = 'ERR_INVALID_GRANT';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'invalid_grant';
+}
+
+/** The requested scope is invalid, unknown, or none of it may be granted (RFC 6749 §5.2 `invalid_scope`). */
+export class InvalidScopeError extends MandateError {
+  static override readonly code: string = 'ERR_INVALID_SCOPE';
+  override readonly code: string = 'ERR_INVALID_SCOPE';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'invalid_scope';
+}
+
+/** The `resource` / `audience` is unknown, not allowed, or more than one (RFC 8707 §2, RFC 8693 `invalid_target`). */
+export class InvalidTargetError extends MandateError {
+  static override readonly code: string = 'ERR_INVALID_TARGET';
+  override readonly code: string = 'ERR_INVALID_TARGET';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'invalid_target';
+}
+
+/** The authenticated client may not use this grant type or this request (RFC 6749 §5.2 `unauthorized_client`). */
+export class UnauthorizedClientError extends MandateError {
+  static override readonly code: string = 'ERR_UNAUTHORIZED_CLIENT';
+  override readonly code: string = 'ERR_UNAUTHORIZED_CLIENT';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'unauthorized_client';
+}
+
+/** The grant type is not supported here (RFC 6749 §5.2 `unsupported_grant_type`). */
+export class UnsupportedGrantTypeError extends MandateError {
+  static override readonly code: string = 'ERR_UNSUPPORTED_GRANT_TYPE';
+  override readonly code: string = 'ERR_UNSUPPORTED_GRANT_TYPE';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'unsupported_grant_type';
+}
+
+/** Revocation of this token type is not supported (RFC 7009 §2.2.1 `unsupported_token_type`). */
+export class UnsupportedTokenTypeError extends MandateError {
+  static override readonly code: string = 'ERR_UNSUPPORTED_TOKEN_TYPE';
+  override readonly code: string = 'ERR_UNSUPPORTED_TOKEN_TYPE';
+  override readonly status: number = 400;
+  override readonly oauthError: string = 'unsupported_token_type';
+}
+
+/** Where a DPoP error happened: at the token endpoint (400, RFC 9449 §5) or at a protected resource (401, §7.1). */
+export type DpopErrorSite = 'token' | 'resource';
+
+function dpopChallenge(error: string, description: string): string {
+  return `DPoP error="${error}", error_description="${description.replace(/["\\]/g, '')}", algs="ES256 EdDSA PS256 RS256"`;
+}
+
+/** The DPoP proof is missing, malformed, or does not match the request or the token (RFC 9449 `invalid_dpop_proof`). */
+export class InvalidDpopProofError extends MandateError {
+  static override readonly code: string = 'ERR_INVALID_DPOP_PROOF';
+  override readonly code: string = 'ERR_INVALID_DPOP_PROOF';
+  override readonly status: number;
+  override readonly oauthError: string = 'invalid_dpop_proof';
+  /** Where it happened. */
+  readonly site: DpopErrorSite;
+
+  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite } = {}) {
+    super(description, options);
+    this.site = options.site ?? 'token';
+    this.status = this.site === 'resource' ? 401 : 400;
+  }
+
+  /** At a protected resource, the `DPoP` challenge (RFC 9449 §7.1); none at the token endpoint. */
+  override wwwAuthenticate(): string | undefined {
+    return this.site === 'resource' ? dpopChallenge('invalid_dpop_proof', this.description) : undefined;
+  }
+}
+
+/**
+ * The server requires a DPoP nonce and the proof did not carry the current one (RFC 9449 §8 `use_dpop_nonce`).
+ * The fresh nonce goes back in the `DPoP-Nonce` header (rendered from `extra.dpopNonce`).
+ */
+export class UseDpopNonceError extends MandateError {
+  static override readonly code: string = 'ERR_USE_DPOP_NONCE';
+  override readonly code: string = 'ERR_USE_DPOP_NONCE';
+  override readonly status: number;
+  override readonly oauthError: string = 'use_dpop_nonce';
+  /** Where it happened. */
+  readonly site: DpopErrorSite;
+
+  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite; nonce: string }) {
+    super(description, { ...options, extra: { ...options.extra, dpopNonce: options.nonce } });
+    this.site = options.site ?? 'token';
+    this.status = this.site === 'resource' ? 401 : 400;
+  }
+
+  /** At a protected resource, the `DPoP` challenge (RFC 9449 §9); none at the token endpoint. */
+  override wwwAuthenticate(): string | undefined {
+    return this.site === 'resource' ? dpopChallenge('use_dpop_nonce', this.description) : undefined;
+  }
+}
+
+/**
+ * An access token (a mandate or a user's token) presented to a protected resource is missing, invalid, expired
+ * or revoked (RFC 6750 §3.1 `invalid_token`), with the `Bearer` or `DPoP` challenge.
+ */
+export class InvalidTokenError extends UnauthenticatedError {
+  static override readonly code: string = 'ERR_INVALID_TOKEN';
+  override readonly code: string = 'ERR_INVALID_TOKEN';
+  override readonly oauthError: string = 'invalid_token';
+}
+
 /** Type guard usable across module instances. */
 export function isMandateError(value: unknown): value is MandateError {
   return value instanceof MandateError;

@@ -67,6 +67,16 @@ const TITLES: Readonly<Record<string, string>> = {
   ERR_POLICY_ENGINE: 'Policy engine failure',
   ERR_STORE_UNAVAILABLE: 'Store unavailable',
   ERR_INTERNAL: 'Internal server error',
+  ERR_INVALID_CLIENT: 'Invalid client',
+  ERR_INVALID_GRANT: 'Invalid grant',
+  ERR_INVALID_SCOPE: 'Invalid scope',
+  ERR_INVALID_TARGET: 'Invalid target',
+  ERR_UNAUTHORIZED_CLIENT: 'Unauthorized client',
+  ERR_UNSUPPORTED_GRANT_TYPE: 'Unsupported grant type',
+  ERR_UNSUPPORTED_TOKEN_TYPE: 'Unsupported token type',
+  ERR_INVALID_DPOP_PROOF: 'Invalid DPoP proof',
+  ERR_USE_DPOP_NONCE: 'DPoP nonce required',
+  ERR_INVALID_TOKEN: 'Invalid token',
 };
 
 // Members of a problem document that `extra` may not overwrite.
@@ -136,6 +146,9 @@ export function renderError(error: MandateError, format: ErrorFormat = 'problem'
   if (typeof retryAfter === 'number' && Number.isSafeInteger(retryAfter) && retryAfter >= 0) headers['retry-after'] = String(retryAfter);
   const allow = error.extra?.allow;
   if (Array.isArray(allow) && allow.every((m) => typeof m === 'string')) headers.allow = allow.join(', ');
+  // `dpopNonce` → DPoP-Nonce (RFC 9449 §8), with use_dpop_nonce; it is a header, not a body member.
+  const dpopNonce = error.extra?.dpopNonce;
+  if (typeof dpopNonce === 'string') headers['dpop-nonce'] = dpopNonce;
   if (format === 'oauth') {
     headers['content-type'] = 'application/json; charset=utf-8';
     return { status: error.status, headers, body: { error: error.oauthError, error_description: error.description } };
@@ -148,7 +161,7 @@ export function renderError(error: MandateError, format: ErrorFormat = 'problem'
     detail: error.description,
     code: error.code,
   };
-  for (const [k, v] of Object.entries(error.extra ?? {})) if (!RESERVED.has(k)) body[k] = v;
+  for (const [k, v] of Object.entries(error.extra ?? {})) if (!RESERVED.has(k) && k !== 'dpopNonce') body[k] = v;
   return { status: error.status, headers, body };
 }
 
