@@ -175,6 +175,14 @@ export class MethodNotAllowedError extends MandateError {
   override readonly oauthError: string = 'invalid_request';
 }
 
+/** The request conflicts with what exists (a duplicate id, a credential already registered to someone else). */
+export class ConflictError extends MandateError {
+  static override readonly code: string = 'ERR_CONFLICT';
+  override readonly code: string = 'ERR_CONFLICT';
+  override readonly status: number = 409;
+  override readonly oauthError: string = 'invalid_request';
+}
+
 /** Too many requests from this client. */
 export class RateLimitedError extends MandateError {
   static override readonly code: string = 'ERR_RATE_LIMITED';

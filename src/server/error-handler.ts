@@ -67,6 +67,7 @@ const TITLES: Readonly<Record<string, string>> = {
   ERR_POLICY_ENGINE: 'Policy engine failure',
   ERR_STORE_UNAVAILABLE: 'Store unavailable',
   ERR_INTERNAL: 'Internal server error',
+  ERR_CONFLICT: 'Conflict',
   ERR_INVALID_CLIENT: 'Invalid client',
   ERR_INVALID_GRANT: 'Invalid grant',
   ERR_INVALID_SCOPE: 'Invalid scope',

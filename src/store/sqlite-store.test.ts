@@ -35,7 +35,8 @@ function event(overrides: Partial<NewAuditEventV1> = {}): NewAuditEventV1 {
   };
 }
 
-const extraMigration: Migration = { version: 2, name: 'add_widgets', sql: 'CREATE TABLE widgets (id TEXT PRIMARY KEY) STRICT;' };
+const NEXT = sqliteMigrations.length + 1;
+const extraMigration: Migration = { version: NEXT, name: 'add_widgets', sql: 'CREATE TABLE widgets (id TEXT PRIMARY KEY) STRICT;' };
 
 test('first open creates the data directory 0700 and the database 0600, in WAL mode', async (t) => {
   const root = tempDir(t);
@@ -85,7 +86,7 @@ test('a newer migration list upgrades an existing database in place', async (t) 
 
   const v2 = await openSqliteStore({ dataDir, migrations: [...sqliteMigrations, extraMigration] });
   t.after(() => v2.close());
-  assert.equal(await v2.schemaVersion(), 2);
+  assert.equal(await v2.schemaVersion(), NEXT);
   assert.equal(await v2.audit.count(), 1);
 });
 
@@ -97,12 +98,12 @@ test('a database newer than the code is refused with a clear error and left unch
   await assert.rejects(openSqliteStore({ dataDir }), (err: unknown) => {
     assert.ok(err instanceof StoreUnavailableError);
     assert.equal(err.code, 'ERR_STORE_UNAVAILABLE');
-    assert.match(err.description, /schema version 2, newer than this build of Mandate supports \(1\)/);
+    assert.match(err.description, new RegExp(`schema version ${NEXT}, newer than this build of Mandate supports \\(${NEXT - 1}\\)`));
     return true;
   });
   const raw = new Database(join(dataDir, 'mandate.db'), { readonly: true });
   t.after(() => raw.close());
-  assert.deepEqual(raw.prepare('SELECT max(version) AS v FROM schema_migrations').get(), { v: 2 });
+  assert.deepEqual(raw.prepare('SELECT max(version) AS v FROM schema_migrations').get(), { v: NEXT });
 });
 
 test('a database whose applied migration has another name is refused', async (t) => {
@@ -111,7 +112,7 @@ test('a database whose applied migration has another name is refused', async (t)
   await other.close();
   await assert.rejects(
     openSqliteStore({ dataDir, migrations: [...sqliteMigrations, extraMigration] }),
-    (err: unknown) => err instanceof StoreUnavailableError && /migration 2 "something_else"/.test(err.description),
+    (err: unknown) => err instanceof StoreUnavailableError && err.description.includes(`migration ${NEXT} "something_else"`),
   );
 });
 

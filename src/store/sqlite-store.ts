@@ -18,6 +18,7 @@ import { isMandateError, StoreUnavailableError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/ports.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
+import { createSqliteIdentityStores } from './sqlite-identity.ts';
 import type { Migration } from './migrations/migration.ts';
 import { sqliteMigrations } from './migrations/sqlite-migrations.ts';
 import {
@@ -26,7 +27,11 @@ import {
   type AuditListOptions,
   type AuditStore,
   type MetaStore,
+  type PrincipalStore,
+  type ReplayStore,
+  type SigningKeyStore,
   type Store,
+  type TokenStore,
 } from './store.ts';
 
 /** Options for {@link openSqliteStore}. */
@@ -140,6 +145,14 @@ export class SqliteStore implements Store {
   readonly audit: AuditStore;
   /** The meta table. */
   readonly meta: MetaStore;
+  /** One-time identifiers. */
+  readonly replay: ReplayStore;
+  /** The principal registry. */
+  readonly principals: PrincipalStore;
+  /** Token signing keys. */
+  readonly signingKeys: SigningKeyStore;
+  /** Issued tokens. */
+  readonly tokens: TokenStore;
 
   #db: BetterSqlite3.Database | undefined;
   readonly #clock: Clock;
@@ -210,6 +223,11 @@ export class SqliteStore implements Store {
       },
       count: async () => this.#run('audit.count', () => this.#stmt.countAudit.get()?.n ?? 0),
     };
+    const identity = createSqliteIdentityStores(db, (op, fn) => this.#run(op, fn), (event) => insert.run(toRow(event)), clock);
+    this.replay = identity.replay;
+    this.principals = identity.principals;
+    this.signingKeys = identity.signingKeys;
+    this.tokens = identity.tokens;
     this.meta = {
       get: async (key) => {
         if (typeof key !== 'string' || key === '') throw new TypeError('meta.get: key must be a non-empty string');

@@ -50,4 +50,78 @@ export const sqliteMigrations: readonly Migration[] = [
       BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    name: 'identity_and_tokens',
+    sql: `
+      -- Registered agents and services (the principal registry). Users are not stored: the IdP owns them.
+      CREATE TABLE principals (
+        id           TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL CHECK (kind IN ('agent', 'service')),
+        name         TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        mode         TEXT CHECK (mode IS NULL OR mode IN ('chat', 'autonomous')),
+        workflows    TEXT NOT NULL CHECK (json_valid(workflows)),
+        audiences    TEXT NOT NULL CHECK (json_valid(audiences)),
+        status       TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'quarantined', 'retired')),
+        dpop         TEXT NOT NULL CHECK (dpop IN ('required', 'optional')),
+        source       TEXT NOT NULL CHECK (source IN ('config', 'api')),
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+      ) STRICT;
+
+      -- One row per credential. "key" is what makes a credential unique across principals: a SPIFFE ID, the
+      -- RFC 7638 thumbprint of a registered public key, or a jwks_uri. UNIQUE: one credential, one principal.
+      CREATE TABLE principal_credentials (
+        principal_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+        type         TEXT NOT NULL CHECK (type IN ('spiffe', 'jwks', 'jwks_uri')),
+        key          TEXT NOT NULL UNIQUE,
+        value        TEXT NOT NULL CHECK (json_valid(value))
+      ) STRICT;
+      CREATE INDEX principal_credentials_principal ON principal_credentials (principal_id);
+
+      -- One-time identifiers (client assertion and DPoP proof jti) until they expire.
+      CREATE TABLE replay_ids (
+        namespace  TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX replay_ids_expires ON replay_ids (expires_at);
+
+      -- Token signing keys; the private part is a JWE under the key-encryption key, never plaintext.
+      CREATE TABLE signing_keys (
+        kid                   TEXT PRIMARY KEY,
+        alg                   TEXT NOT NULL,
+        public_jwk            TEXT NOT NULL CHECK (json_valid(public_jwk)),
+        encrypted_private_jwk TEXT NOT NULL,
+        state                 TEXT NOT NULL CHECK (state IN ('active', 'retiring', 'retired')),
+        created_at            INTEGER NOT NULL,
+        activated_at          INTEGER NOT NULL,
+        retire_at             INTEGER
+      ) STRICT;
+
+      -- Every token Mandate issued, for introspection and revocation. Never the token itself.
+      CREATE TABLE issued_tokens (
+        jti          TEXT PRIMARY KEY,
+        client_id    TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        actors       TEXT NOT NULL CHECK (json_valid(actors)),
+        audience     TEXT NOT NULL,
+        scope        TEXT NOT NULL,
+        jkt          TEXT,
+        task_id      TEXT,
+        parent_jti   TEXT,
+        issued_at    INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        revoked_at   INTEGER,
+        revoked_reason TEXT
+      ) STRICT;
+      CREATE INDEX issued_tokens_expires ON issued_tokens (expires_at);
+      CREATE INDEX issued_tokens_client ON issued_tokens (client_id);
+      CREATE INDEX issued_tokens_subject ON issued_tokens (subject);
+      CREATE INDEX issued_tokens_task ON issued_tokens (task_id) WHERE task_id IS NOT NULL;
+    `,
+  },
 ];
