@@ -5,7 +5,10 @@
  */
 import { DecisionLog } from '../audit/decision-log.ts';
 import type { MandateConfig } from '../config/index.ts';
-import { isMandateError } from '../core/errors.ts';
+import { ConfigInvalidError, isMandateError } from '../core/errors.ts';
+import { systemClock } from '../core/ports.ts';
+import { syncConfiguredPrincipals } from '../identity/registry.ts';
+import { configPrincipalEvent } from '../server/principal-routes.ts';
 import { PolicyEngine, watchPolicyDirectory } from '../policy/policy-engine.ts';
 import { createLogger, createServer, formatDiagnostic, type MandateServer, type ReloadOutcome, type ReloadTrigger } from '../server/index.ts';
 import { openStore } from '../store/open-store.ts';
@@ -30,6 +33,17 @@ export interface RunningMandate {
 export async function startMandate(config: MandateConfig, options: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningMandate> {
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const store = await openStore(config.store);
+  try {
+    const synced = await syncConfiguredPrincipals(store.principals, config.principals, {
+      clock: systemClock,
+      event: (operation, id) => configPrincipalEvent(operation, id, { clock: systemClock }),
+    });
+    if (synced.created.length + synced.updated.length + synced.retired.length > 0) logger.info(synced, 'principal registry synced with the configuration');
+  } catch (err) {
+    await store.close();
+    if (err instanceof TypeError) throw new ConfigInvalidError(err.message, { cause: err });
+    throw err;
+  }
   const decisionLog = new DecisionLog(store.audit, config.audit);
   const engine = new PolicyEngine({ engine: config.policy.engine });
   let server: MandateServer | undefined;

@@ -20,6 +20,7 @@
  * docs/CONFIGURATION.md documents every key; keep the two in step.
  */
 import { z } from 'zod';
+import { PrincipalRegistrationSchema } from '../identity/registry.ts';
 
 const int = (min: number, max: number) => {
   const expected = `an integer ${min}..${max}`;
@@ -58,9 +59,10 @@ export const POLICY_ENGINES = ['compiled', 'reference'] as const;
 
 /**
  * What a credential may call: `evaluate` the AuthZEN decision API, `policy:read` / `policy:reload` the policy
- * admin API (src/server/admin-routes.ts).
+ * admin API (src/server/admin-routes.ts), `principals:read` / `principals:write` the principal registry API
+ * (src/server/principal-routes.ts).
  */
-export const CREDENTIAL_SCOPES = ['evaluate', 'policy:read', 'policy:reload'] as const;
+export const CREDENTIAL_SCOPES = ['evaluate', 'policy:read', 'policy:reload', 'principals:read', 'principals:write'] as const;
 const SCOPES_EXPECTED = `a list of scopes, each one of: ${CREDENTIAL_SCOPES.join(', ')}`;
 
 /** A hashed pre-shared API credential for AuthZEN callers (interim, until service principals exist). */
@@ -125,6 +127,11 @@ export const MandateConfigSchema = z.strictObject(
         error: 'at most 1000 credentials',
       }).default([]),
     }),
+    /**
+     * Registered agents and services declared in the file (more can be registered through the admin API).
+     * The file is authoritative for what it declares; a principal removed from it is retired, never deleted.
+     */
+    principals: z.array(PrincipalRegistrationSchema, { error: 'a list of principal registrations' }).max(10_000, { error: 'at most 10000 principals' }).default([]),
     audit: section({
       maxDelayMs: int(0, 1000).default(0),
       maxBatch: int(1, 100_000).default(256),

@@ -49,6 +49,7 @@ const DEFAULTS = {
   store: { driver: 'sqlite', dataDir: '/etc/mandate/data', sqlite: { file: 'mandate.db' } },
   policy: { dir: '/etc/mandate/policies', watch: true, engine: 'compiled' },
   authzen: { credentials: [] },
+  principals: [],
   audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },
   rateLimit: { decisionsPerSecondPerClient: 1000, burst: 2000 },
   log: { level: 'info' },
@@ -145,7 +146,7 @@ test('a credential entry that is a bare string is not echoed; scopes are checked
     'authzen.credentials[0]: found a string of 20 characters, expected a mapping with id, hash and optional scopes',
   ]);
   assert.deepEqual(messages(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, admin] }\n`), [
-    'authzen.credentials[0].scopes[1]: found string "admin", expected a list of scopes, each one of: evaluate, policy:read, policy:reload',
+    'authzen.credentials[0].scopes[1]: found string "admin", expected a list of scopes, each one of: evaluate, policy:read, policy:reload, principals:read, principals:write',
   ]);
   const c = parse(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, "policy:read"] }\n`);
   assert.deepEqual(c.authzen.credentials, [{ id: 'a', hash: HASH_A, scopes: ['evaluate', 'policy:read'] }]);
@@ -163,7 +164,7 @@ test('duplicate credential ids and hashes are refused', () => {
 
 test('unknown keys are errors, with a suggestion when one is obvious', () => {
   const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy';
-  const topKeys = 'server, store, policy, authzen, audit, rateLimit, log';
+  const topKeys = 'server, store, policy, authzen, principals, audit, rateLimit, log';
   assert.deepEqual(messages('server:\n  prot: 1\n'), [`server.prot: found an unknown key, expected one of ${serverKeys} (did you mean "port"?)`]);
   assert.deepEqual(messages('server:\n  body_limit_bytes: 1\n'), [
     `server.body_limit_bytes: found an unknown key, expected one of ${serverKeys} (did you mean "bodyLimitBytes"?)`,

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError, RateLimitedError } from '../core/errors.ts';
 import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerPrincipalRoutes } from './principal-routes.ts';
 import { refusalEvent } from './audit-events.ts';
 import { authenticateBearer, requireScope } from './authenticate-client.ts';
 import { registerAuthzenRoutes } from './authzen-routes.ts';
@@ -31,7 +32,7 @@ export interface CreateServerOptions {
   /** The policy decision point (`PolicyEngine`): decides, reports the active set, reloads `config.policy.dir`. */
   engine: PolicyEnginePort;
   /** The store, for `/readyz` (`ping`). The server never closes it: its owner does. */
-  store: Pick<Store, 'ping'>;
+  store: Pick<Store, 'ping' | 'principals'>;
   /** The decision log (`DecisionLog`): every decision and refusal is recorded through it. Not closed by the server. */
   decisionLog: AuditRecorder;
   /** Logger; default {@link createLogger} at `info`. */
@@ -226,6 +227,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   registerHealthRoutes(app, ctx);
   registerAuthzenRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerPrincipalRoutes(app, ctx);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

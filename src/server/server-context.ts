@@ -40,7 +40,7 @@ export type ServerConfig = Pick<MandateConfig, 'server' | 'rateLimit' | 'policy'
 export interface ServerContext {
   config: ServerConfig;
   engine: PolicyEnginePort;
-  store: Pick<Store, 'ping'>;
+  store: Pick<Store, 'ping' | 'principals'>;
   auditLog: AuditRecorder;
   logger: Logger;
   clock: Clock;

@@ -43,8 +43,8 @@ export interface Harness {
   store: SqliteStore;
   decisionLog: DecisionLog;
   policyDir: { dir: string; write(path: string, text: string): Promise<void> };
-  /** Secrets of the configured credentials: `evaluate` (scope evaluate), `admin` (policy:reload), `reader` (policy:read). */
-  secrets: { evaluate: string; admin: string; reader: string };
+  /** Secrets of the configured credentials: `evaluate` (scope evaluate), `admin` (policy:reload), `reader` (policy:read), `registrar` (principals:read, principals:write). */
+  secrets: { evaluate: string; admin: string; reader: string; registrar: string };
   /** Every captured log line, as text. */
   logs: string[];
   /** How many times `engine.decide` ran. */
@@ -73,7 +73,7 @@ export async function startServer(options: HarnessOptions = {}): Promise<Harness
     return decide(request);
   };
 
-  const secrets = { evaluate: generateCredentialSecret(), admin: generateCredentialSecret(), reader: generateCredentialSecret() };
+  const secrets = { evaluate: generateCredentialSecret(), admin: generateCredentialSecret(), reader: generateCredentialSecret(), registrar: generateCredentialSecret() };
   const config = MandateConfigSchema.parse({
     server: { port: 1, ...options.config?.server },
     rateLimit: { ...options.config?.rateLimit },
@@ -83,6 +83,7 @@ export async function startServer(options: HarnessOptions = {}): Promise<Harness
         { id: 'pep-1', hash: hashCredential(secrets.evaluate) },
         { id: 'ops-admin', hash: hashCredential(secrets.admin), scopes: ['policy:reload'] },
         { id: 'ops-reader', hash: hashCredential(secrets.reader), scopes: ['policy:read'] },
+        { id: 'registrar', hash: hashCredential(secrets.registrar), scopes: ['principals:read', 'principals:write'] },
       ],
     },
   });
