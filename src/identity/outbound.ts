@@ -335,7 +335,7 @@ export function createFetchJson(policy: OutboundPolicy, options: FetchJsonOption
       if (status >= 300 && status < 400 && status !== 304) {
         response.destroy();
         const location = response.headers.location;
-        if (location === undefined || !URL.canParse(location, url)) {
+        if (location === undefined || !URL.canParse(location, url.href)) {
           throw fail('redirect', 'outbound request failed: redirect without a valid location', { detail });
         }
         if (redirects >= maxRedirects) {
