@@ -17,9 +17,12 @@ export const MAX_AUDIT_DATA_BYTES = 8192;
 /**
  * What happened. Additive: new types may be added, existing ones never renamed.
  * `decision` — a policy decision; `policy.load` / `policy.reject` — a policy set was loaded or refused;
- * `auth.failure` — a caller failed to authenticate; `admin` — an administrative change.
+ * `auth.failure` — a caller failed to authenticate; `admin` — an administrative change;
+ * `token.issue` — a token was issued (written in the same transaction as the token's record);
+ * `token.refuse` — a token request was refused; `token.revoke` — a token was revoked (same transaction);
+ * `token.introspect` — a token was introspected.
  */
-export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin']);
+export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin', 'token.issue', 'token.refuse', 'token.revoke', 'token.introspect']);
 /** One of the audit event types. */
 export type AuditEventType = z.infer<typeof AuditEventTypeV1>;
 

@@ -106,7 +106,7 @@ export function refusalEvent(error: MandateError, ctx: RequestAuditContext, deps
   const summary = { endpoint: ctx.endpoint, requestId: clip(ctx.requestId, 128), code: error.code, status: error.status };
   const actors = (ctx.actors ?? []).map((a) => clip(formatEntityRef(a), 512));
   const { data, redacted } = boundedData({ ...summary, ...(actors.length > 0 ? { actors } : {}) }, summary);
-  const type = error.status === 401 ? 'auth.failure' : ctx.endpoint.startsWith('admin.') ? 'admin' : 'decision';
+  const type = error.status === 401 ? 'auth.failure' : ctx.endpoint.startsWith('admin.') ? 'admin' : ctx.endpoint.startsWith('oauth.') ? 'token.refuse' : 'decision';
   return createAuditEvent(
     {
       type,

@@ -132,7 +132,7 @@ test('principals: update applies the patch with its event; unknown id writes not
 test('signing keys: insert, list, update; a public JWK with a private part is refused', async (t) => {
   const { store } = await open(t);
   const pub = await publicJwk();
-  const key = { kid: 'k1', alg: 'ES256', publicJwk: pub as Record<string, unknown>, encryptedPrivateJwk: 'jwe', state: 'active' as const, createdAt: T0, activatedAt: T0 };
+  const key = { kid: 'k1', alg: 'ES256' as const, publicJwk: pub, encryptedPrivateJwk: 'jwe', state: 'active' as const, createdAt: T0, activatedAt: T0 };
   await store.signingKeys.insert(key, event());
   await assert.rejects(store.signingKeys.insert(key), ConflictError);
   await store.signingKeys.update('k1', { state: 'retiring', retireAt: T0 + 1000 });

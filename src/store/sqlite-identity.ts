@@ -351,8 +351,8 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
         stmt.keyList.all().map(
           (r): StoredSigningKey => ({
             kid: r.kid,
-            alg: r.alg,
-            publicJwk: JSON.parse(r.public_jwk) as Record<string, unknown>,
+            alg: r.alg as StoredSigningKey['alg'],
+            publicJwk: JSON.parse(r.public_jwk) as JWK,
             encryptedPrivateJwk: r.encrypted_private_jwk,
             state: r.state,
             createdAt: r.created_at,

@@ -7,6 +7,7 @@
  * Invalid arguments are the caller's programming mistake and throw `TypeError`.
  */
 import type { AuditEventV1, NewAuditEventV1 } from '../audit/audit-event.ts';
+import type { JWK } from 'jose';
 import type { PrincipalCredential, RegisteredPrincipal } from '../identity/types.ts';
 
 /** Which implementation backs a store. */
@@ -95,8 +96,8 @@ export interface PrincipalStore {
 /** A token signing key as stored; the private JWK only ever as a JWE under the key-encryption key. */
 export interface StoredSigningKey {
   readonly kid: string;
-  readonly alg: string;
-  readonly publicJwk: Record<string, unknown>;
+  readonly alg: 'EdDSA' | 'ES256';
+  readonly publicJwk: JWK;
   readonly encryptedPrivateJwk: string;
   readonly state: 'active' | 'retiring' | 'retired';
   readonly createdAt: number;
