@@ -7,6 +7,7 @@ import {
   createKeyManager,
   createMemorySigningKeyStore,
   overlapForTokenLifetime,
+  renderKeySummaries,
   type KeyManager,
   type SigningAlgorithm,
   type SigningKeyStore,
@@ -249,7 +250,7 @@ test('the wrong KEK fails closed with ERR_KEK_MISMATCH naming the needed KEK; th
   const clock = fixedClock(T0);
   await manager(store, kekA, clock).ensureActiveKey();
   const other = manager(store, await newKek(), clock);
-  await other.ensureActiveKey();
+  await assert.rejects(other.ensureActiveKey(), { code: 'ERR_KEK_MISMATCH' }, 'startup fails on a wrong KEK');
   assert.equal(store.rows().length, 1, 'a KEK mismatch never leads to generating a replacement key');
   await assert.rejects(other.signer(), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'ERR_KEK_MISMATCH');
@@ -317,4 +318,35 @@ test('the memory store keeps rows JSON-plain and refuses duplicate inserts and u
   assert.deepEqual(JSON.parse(JSON.stringify(row)), row);
   await assert.rejects(store.insert(row));
   await assert.rejects(store.update('absent', { state: 'retired' }));
+});
+
+test('renderKeySummaries shows kid, alg, state, JWKS presence and times, and nothing secret', async () => {
+  const kek = await newKek();
+  const store = createMemorySigningKeyStore();
+  const clock = fixedClock(T0);
+  const keys = manager(store, kek, clock);
+  assert.match(renderKeySummaries([]), /no signing keys/);
+  await keys.ensureActiveKey();
+  const { newKid, retiringKid } = await keys.rotate();
+  const text = renderKeySummaries(await keys.list());
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines.length, 3);
+  assert.match(lines[0]!, /^KID\s+ALG\s+STATE\s+IN JWKS\s+ACTIVATED\s+RETIRES$/);
+  assert.match(lines[1]!, new RegExp(`^${newKid}\\s+EdDSA\\s+active \\(signing\\)\\s+yes\\s+2025-01-01T12:00:00.000Z\\s+-$`));
+  assert.match(lines[2]!, new RegExp(`^${retiringKid}\\s+EdDSA\\s+retiring\\s+yes`));
+  for (const row of store.rows()) assert.ok(!text.includes(row.encryptedPrivateJwk));
+});
+
+test('an explicit refresh sees writes made before it even while another read is in flight', async () => {
+  const kek = await newKek();
+  const store = createMemorySigningKeyStore();
+  const clock = fixedClock(T0);
+  const a = manager(store, kek, clock);
+  const b = manager(store, kek, clock);
+  await a.ensureActiveKey();
+  await b.ensureActiveKey();
+  const inFlight = b.refresh();
+  const { newKid } = await a.rotate();
+  await Promise.all([inFlight, b.refresh()]);
+  assert.equal((await b.signer()).kid, newKid);
 });

@@ -137,7 +137,10 @@ export interface KeyManagerOptions {
 
 /** Signing key lifecycle over a {@link SigningKeyStore}. */
 export interface KeyManager {
-  /** Generates and stores the first key if there is no active one (first start). */
+  /**
+   * Generates and stores the first key if there is no active one (first start), then decrypts the active key, so
+   * that a wrong KEK fails at startup (ERR_KEK_MISMATCH) and never leads to generating a replacement key.
+   */
   ensureActiveKey(): Promise<void>;
   /** The key that signs new mandates (decrypted once, cached until the active kid changes). */
   signer(): Promise<Signer>;
@@ -145,7 +148,7 @@ export interface KeyManager {
   jwks(): Promise<PublicJwks>;
   /** Makes a new key active now; the previous one retires after the overlap. */
   rotate(): Promise<{ newKid: string; retiringKid: string | undefined }>;
-  /** Every key, newest first, with its effective state. */
+  /** Every key, the signing one first, then newest first, with its effective state. */
   list(): Promise<KeySummary[]>;
   /** Re-reads the store now (another node may have rotated) and retires what is due. */
   refresh(): Promise<void>;
@@ -217,6 +220,11 @@ async function validateRow(row: StoredSigningKey): Promise<void> {
 function byActivationDesc(a: StoredSigningKey, b: StoredSigningKey): number {
   if (a.activatedAt !== b.activatedAt) return b.activatedAt - a.activatedAt;
   return a.kid < b.kid ? 1 : a.kid > b.kid ? -1 : 0;
+}
+
+/** The signing key first, then newest activation first. */
+function signingFirst(activeKid: string | undefined): (a: StoredSigningKey, b: StoredSigningKey) => number {
+  return (a, b) => (a.kid === activeKid ? -1 : b.kid === activeKid ? 1 : byActivationDesc(a, b));
 }
 
 function isPublished(row: StoredSigningKey, now: number): boolean {
@@ -291,16 +299,21 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     if (signerCache !== undefined && signerCache.kid !== view.activeKid) signerCache = undefined;
   }
 
+  /** Reads run one after another, and each explicit refresh starts a read after the call, so it sees every earlier write. */
   function refresh(): Promise<void> {
-    // Concurrent callers share one read, so one rotation is not observed half-way by the same node.
-    refreshing ??= readStore().finally(() => {
-      refreshing = undefined;
+    const read = (refreshing ?? Promise.resolve()).catch(() => undefined).then(readStore);
+    const tracked = read.finally(() => {
+      if (refreshing === tracked) refreshing = undefined;
     });
-    return refreshing;
+    refreshing = tracked;
+    return tracked;
   }
 
   async function freshView(): Promise<NonNullable<typeof view>> {
-    if (view === undefined || clock.now() - view.readAt >= refreshIntervalMs) await refresh();
+    if (view === undefined || clock.now() - view.readAt >= refreshIntervalMs) {
+      // A stale view only needs some newer read: share the one in flight instead of queueing another.
+      await (refreshing ?? refresh());
+    }
     return view as NonNullable<typeof view>;
   }
 
@@ -338,7 +351,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     const now = clock.now();
     const keys = current.rows
       .filter((r) => isPublished(r, now))
-      .sort((a, b) => (a.kid === current.activeKid ? -1 : b.kid === current.activeKid ? 1 : byActivationDesc(a, b)))
+      .sort(signingFirst(current.activeKid))
       .map(publicProjection);
     if (keys.some(hasPrivateMember)) throw new SigningKeyInvalidError('refusing to publish a JWKS with a private member');
     return { keys };
@@ -346,9 +359,12 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
   async function ensureActiveKey(): Promise<void> {
     await refresh();
-    if (view?.activeKid !== undefined) return;
-    await store.insert(await generateStoredKey(alg, kek, clock.now()));
-    await refresh();
+    if (view?.activeKid === undefined) {
+      await store.insert(await generateStoredKey(alg, kek, clock.now()));
+      await refresh();
+    }
+    // Decrypt now, so that a wrong KEK stops startup with ERR_KEK_MISMATCH rather than the first token request.
+    await signer();
   }
 
   async function rotate(): Promise<{ newKid: string; retiringKid: string | undefined }> {
@@ -366,7 +382,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     await refresh();
     const current = view as NonNullable<typeof view>;
     const now = clock.now();
-    return [...current.rows].sort(byActivationDesc).map((r) => {
+    return [...current.rows].sort(signingFirst(current.activeKid)).map((r) => {
       const published = isPublished(r, now);
       const state: SigningKeyState = r.state === 'retiring' && !published ? 'retired' : r.state;
       return {
@@ -438,4 +454,25 @@ export function createMemorySigningKeyStore(initial: readonly StoredSigningKey[]
     },
     rows: all,
   };
+}
+
+/**
+ * Renders key summaries as text for `mandate keys list`: one line per key, newest first, times in ISO 8601.
+ * Only public facts are shown (kid, alg, state, times); never key material.
+ */
+export function renderKeySummaries(keys: readonly KeySummary[]): string {
+  if (keys.length === 0) return 'no signing keys (Mandate creates one at startup)\n';
+  const iso = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
+  const rows = keys.map((k) => [
+    k.kid,
+    k.alg,
+    k.signing ? `${k.state} (signing)` : k.state,
+    k.published ? 'yes' : 'no',
+    iso(k.activatedAt),
+    iso(k.retireAt),
+  ]);
+  const head = ['KID', 'ALG', 'STATE', 'IN JWKS', 'ACTIVATED', 'RETIRES'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const format = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return `${[format(head), ...rows.map(format)].join('\n')}\n`;
 }
