@@ -350,3 +350,31 @@ test('an explicit refresh sees writes made before it even while another read is 
   await Promise.all([inFlight, b.refresh()]);
   assert.equal((await b.signer()).kid, newKid);
 });
+
+test('every key change hands the store an audit event built from public facts, with the row it records', async () => {
+  const kek = await newKek();
+  const store = createMemorySigningKeyStore();
+  const clock = fixedClock(T0);
+  const keys = createKeyManager({
+    store,
+    kek,
+    clock,
+    overlapMs: OVERLAP_MS,
+    refreshIntervalMs: REFRESH_MS,
+    auditEvent: (change) => ({ type: 'admin', change }),
+  });
+  await keys.ensureActiveKey();
+  const first = (await keys.signer()).kid;
+  clock.advance(1000);
+  const { newKid } = await keys.rotate({ by: 'admin@example.com' });
+  clock.set(T0 + 1000 + OVERLAP_MS + REFRESH_MS);
+  await keys.refresh();
+  const retireAt = T0 + 1000 + OVERLAP_MS + REFRESH_MS;
+  assert.deepEqual(store.events(), [
+    { type: 'admin', change: { action: 'created', kid: first, alg: 'EdDSA', reason: 'first_start', atMs: T0 } },
+    { type: 'admin', change: { action: 'created', kid: newKid, alg: 'EdDSA', reason: 'rotation', atMs: T0 + 1000, by: 'admin@example.com' } },
+    { type: 'admin', change: { action: 'retiring', kid: first, alg: 'EdDSA', reason: 'rotation', atMs: T0 + 1000, retireAt, by: 'admin@example.com' } },
+    { type: 'admin', change: { action: 'retired', kid: first, alg: 'EdDSA', reason: 'overlap_ended', atMs: retireAt } },
+  ]);
+  for (const row of store.rows()) assert.ok(!JSON.stringify(store.events()).includes(row.encryptedPrivateJwk));
+});

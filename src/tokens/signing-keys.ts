@@ -62,12 +62,28 @@ export interface SigningKeyUpdate {
 /**
  * What the key manager needs from the store. Implementations keep rows as given (JSON round-trip safe); `insert`
  * rejects a duplicate kid and `update` rejects an unknown one; all reject with `StoreUnavailableError` when the
- * store cannot answer, and the key manager fails closed.
+ * store cannot answer, and the key manager fails closed. `event` is the audit event built by
+ * {@link KeyManagerOptions.auditEvent} for this change, to be committed in the same transaction as the row.
  */
-export interface SigningKeyStore {
+export interface SigningKeyStore<E = unknown> {
   list(): Promise<StoredSigningKey[]>;
-  insert(key: StoredSigningKey): Promise<void>;
-  update(kid: string, changes: SigningKeyUpdate): Promise<void>;
+  insert(key: StoredSigningKey, event?: E): Promise<void>;
+  update(kid: string, changes: SigningKeyUpdate, event?: E): Promise<void>;
+}
+
+/** A change to the signing keys, described for the audit log (public facts only, never key material). */
+export interface SigningKeyChange {
+  /** `created`: a new key signs from now on; `retiring`: replaced, published until `retireAt`; `retired`: left the JWKS. */
+  action: 'created' | 'retiring' | 'retired';
+  kid: string;
+  alg: SigningAlgorithm;
+  /** Why: first start, a rotation, two active keys found (nodes raced or a rotation was interrupted), the overlap ended. */
+  reason: 'first_start' | 'rotation' | 'duplicate_active' | 'overlap_ended';
+  /** Epoch ms. */
+  atMs: number;
+  retireAt?: number;
+  /** Who asked for a rotation (an admin's id), when known. */
+  by?: string;
 }
 
 /** A key as `mandate keys list` shows it. */
@@ -114,8 +130,10 @@ export class SigningKeyInvalidError extends MandateError {
 }
 
 /** Options of {@link createKeyManager}. */
-export interface KeyManagerOptions {
-  store: SigningKeyStore;
+export interface KeyManagerOptions<E = unknown> {
+  store: SigningKeyStore<E>;
+  /** Builds the audit event for each change; it is handed to the store with the row it records. */
+  auditEvent?: (change: SigningKeyChange) => E;
   kek: Kek;
   clock: Clock;
   /** Algorithm of newly generated keys; default `EdDSA` (Ed25519). Existing keys keep theirs. */
@@ -147,7 +165,7 @@ export interface KeyManager {
   /** Public parts of the active and retiring keys, each with `kid`, `alg`, `use: "sig"`; never a private member. */
   jwks(): Promise<PublicJwks>;
   /** Makes a new key active now; the previous one retires after the overlap. */
-  rotate(): Promise<{ newKid: string; retiringKid: string | undefined }>;
+  rotate(options?: { by?: string }): Promise<{ newKid: string; retiringKid: string | undefined }>;
   /** Every key, the signing one first, then newest first, with its effective state. */
   list(): Promise<KeySummary[]>;
   /** Re-reads the store now (another node may have rotated) and retires what is due. */
@@ -255,8 +273,9 @@ async function generateStoredKey(alg: SigningAlgorithm, kek: Kek, now: number): 
  * await keys.ensureActiveKey();
  * const { kid, alg, key } = await keys.signer();
  */
-export function createKeyManager(options: KeyManagerOptions): KeyManager {
+export function createKeyManager<E = unknown>(options: KeyManagerOptions<E>): KeyManager {
   const { store, kek, clock } = options;
+  const event = (change: SigningKeyChange): E | undefined => options.auditEvent?.(change);
   const alg = options.alg ?? 'EdDSA';
   if (!SIGNING_ALGORITHMS.includes(alg)) throw new TypeError(`createKeyManager: alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
   if (!Number.isFinite(options.overlapMs) || options.overlapMs <= 0) {
@@ -283,15 +302,19 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     const winner = actives[0];
     for (const row of rows) {
       let changes: SigningKeyUpdate | undefined;
+      let change: SigningKeyChange | undefined;
       if (row.state === 'active' && row !== winner) {
         changes = { state: 'retiring', retireAt: now + retireDelayMs };
+        change = { action: 'retiring', kid: row.kid, alg: row.alg, reason: 'duplicate_active', atMs: now, retireAt: changes.retireAt };
       } else if (row.state === 'retiring' && row.retireAt === undefined) {
         changes = { retireAt: now + retireDelayMs };
+        change = { action: 'retiring', kid: row.kid, alg: row.alg, reason: 'rotation', atMs: now, retireAt: changes.retireAt };
       } else if (row.state === 'retiring' && row.retireAt !== undefined && row.retireAt <= now) {
         changes = { state: 'retired' };
+        change = { action: 'retired', kid: row.kid, alg: row.alg, reason: 'overlap_ended', atMs: now };
       }
-      if (changes !== undefined) {
-        await store.update(row.kid, changes);
+      if (changes !== undefined && change !== undefined) {
+        await store.update(row.kid, changes, event(change));
         Object.assign(row, changes);
       }
     }
@@ -360,22 +383,32 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
   async function ensureActiveKey(): Promise<void> {
     await refresh();
     if (view?.activeKid === undefined) {
-      await store.insert(await generateStoredKey(alg, kek, clock.now()));
+      const fresh = await generateStoredKey(alg, kek, clock.now());
+      await store.insert(fresh, event({ action: 'created', kid: fresh.kid, alg: fresh.alg, reason: 'first_start', atMs: fresh.createdAt }));
       await refresh();
     }
     // Decrypt now, so that a wrong KEK stops startup with ERR_KEK_MISMATCH rather than the first token request.
     await signer();
   }
 
-  async function rotate(): Promise<{ newKid: string; retiringKid: string | undefined }> {
+  async function rotate(rotateOptions: { by?: string } = {}): Promise<{ newKid: string; retiringKid: string | undefined }> {
     await refresh();
-    const previous = view?.activeKid;
+    const previous = view?.rows.find((r) => r.kid === view?.activeKid);
     const fresh = await generateStoredKey(alg, kek, clock.now());
+    const by = rotateOptions.by !== undefined ? { by: rotateOptions.by } : {};
     // Insert first: a crash after this leaves two active rows, which the next refresh resolves (newest signs).
-    await store.insert(fresh);
-    if (previous !== undefined) await store.update(previous, { state: 'retiring', retireAt: clock.now() + retireDelayMs });
+    await store.insert(fresh, event({ action: 'created', kid: fresh.kid, alg: fresh.alg, reason: 'rotation', atMs: fresh.createdAt, ...by }));
+    if (previous !== undefined) {
+      const atMs = clock.now();
+      const retireAt = atMs + retireDelayMs;
+      await store.update(
+        previous.kid,
+        { state: 'retiring', retireAt },
+        event({ action: 'retiring', kid: previous.kid, alg: previous.alg, reason: 'rotation', atMs, retireAt, ...by }),
+      );
+    }
     await refresh();
-    return { newKid: fresh.kid, retiringKid: previous };
+    return { newKid: fresh.kid, retiringKid: previous?.kid };
   }
 
   async function list(): Promise<KeySummary[]> {
@@ -426,13 +459,17 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
 /**
  * An in-memory {@link SigningKeyStore} for tests and single-process demos. Rows go through a JSON round trip on the
- * way in and out, as a database would, so callers cannot share mutable state with it.
+ * way in and out, as a database would, so callers cannot share mutable state with it. Audit events handed to it
+ * are kept in order, for assertions.
  */
-export function createMemorySigningKeyStore(initial: readonly StoredSigningKey[] = []): SigningKeyStore & {
+export function createMemorySigningKeyStore(initial: readonly StoredSigningKey[] = []): SigningKeyStore<unknown> & {
   /** A copy of the rows, for assertions. */
   rows(): StoredSigningKey[];
+  /** The audit events received with inserts and updates, in order. */
+  events(): unknown[];
 } {
   const rows = new Map<string, string>();
+  const events: unknown[] = [];
   const copy = (row: StoredSigningKey): StoredSigningKey => JSON.parse(JSON.stringify(row)) as StoredSigningKey;
   for (const row of initial) rows.set(row.kid, JSON.stringify(row));
   const all = () => [...rows.values()].map((r) => JSON.parse(r) as StoredSigningKey);
@@ -440,19 +477,22 @@ export function createMemorySigningKeyStore(initial: readonly StoredSigningKey[]
     async list() {
       return all();
     },
-    async insert(key) {
+    async insert(key, event) {
       if (rows.has(key.kid)) throw new Error(`signing key ${key.kid} already exists`);
       rows.set(key.kid, JSON.stringify(copy(key)));
+      if (event !== undefined) events.push(event);
     },
-    async update(kid, changes) {
+    async update(kid, changes, event) {
       const existing = rows.get(kid);
       if (existing === undefined) throw new Error(`no signing key ${kid}`);
+      if (event !== undefined) events.push(event);
       const row = JSON.parse(existing) as StoredSigningKey;
       if (changes.state !== undefined) row.state = changes.state;
       if (changes.retireAt !== undefined) row.retireAt = changes.retireAt;
       rows.set(kid, JSON.stringify(row));
     },
     rows: all,
+    events: () => [...events],
   };
 }
 
