@@ -21,6 +21,8 @@
  */
 import { z } from 'zod';
 import { PrincipalRegistrationSchema } from '../identity/registry.ts';
+import { OidcIssuerSchema, OutboundConfigSchema } from '../identity/identity-config.ts';
+import { ResourcesSchema } from '../tokens/resources.ts';
 
 const int = (min: number, max: number) => {
   const expected = `an integer ${min}..${max}`;
@@ -131,6 +133,30 @@ export const MandateConfigSchema = z.strictObject(
      * Registered agents and services declared in the file (more can be registered through the admin API).
      * The file is authoritative for what it declares; a principal removed from it is retired, never deleted.
      */
+    /** Who Mandate trusts to say who users are, and how it fetches their keys. */
+    identity: section({
+      /** Trusted OIDC issuers of users' tokens. */
+      issuers: z.array(OidcIssuerSchema, { error: 'a list of OIDC issuers' }).max(32, { error: 'at most 32 issuers' }).default([]),
+      /** Limits of every outbound fetch (discovery, JWKS, jwks_uri, bundles). */
+      outbound: OutboundConfigSchema,
+    }),
+    /** The token service (RFC 8693 mandates); on when `resources` lists at least one resource. */
+    tokens: section({
+      /** The issuer identifier (Mandate's public base URL); default: the URL the node listens on. */
+      issuer: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).max(2048).optional(),
+      /** Default mandate lifetime, seconds. */
+      lifetimeSeconds: int(10, 3600).default(300),
+      /** Hard cap on any mandate's lifetime, seconds. */
+      maxLifetimeSeconds: int(10, 3600).default(900),
+      /** Most actors in a delegation chain. */
+      maxDelegationDepth: int(1, 8).default(4),
+      /** Algorithm of newly generated signing keys. */
+      signingAlgorithm: z.enum(['EdDSA', 'ES256'], { error: 'EdDSA or ES256' }).default('EdDSA'),
+      /** File holding the key-encryption key (base64url of 32 bytes, mode 0600); or set MANDATE_KEK. */
+      kekFile: path().optional(),
+    }).refine((t) => t.lifetimeSeconds <= t.maxLifetimeSeconds, { error: 'tokens.lifetimeSeconds must not exceed tokens.maxLifetimeSeconds' }),
+    /** Resources (RFC 8707) mandates are issued for, and the Cedar meaning of their scopes. */
+    resources: ResourcesSchema,
     principals: z.array(PrincipalRegistrationSchema, { error: 'a list of principal registrations' }).max(10_000, { error: 'at most 10000 principals' }).default([]),
     audit: section({
       maxDelayMs: int(0, 1000).default(0),

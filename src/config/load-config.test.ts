@@ -49,6 +49,9 @@ const DEFAULTS = {
   store: { driver: 'sqlite', dataDir: '/etc/mandate/data', sqlite: { file: 'mandate.db' } },
   policy: { dir: '/etc/mandate/policies', watch: true, engine: 'compiled' },
   authzen: { credentials: [] },
+  identity: { issuers: [], outbound: { timeoutMs: 5000, maxBytes: 1048576, allowPrivateNetworks: false, allowHosts: [], allowHttp: false } },
+  tokens: { lifetimeSeconds: 300, maxLifetimeSeconds: 900, maxDelegationDepth: 4, signingAlgorithm: 'EdDSA' },
+  resources: [],
   principals: [],
   audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },
   rateLimit: { decisionsPerSecondPerClient: 1000, burst: 2000 },
@@ -164,7 +167,7 @@ test('duplicate credential ids and hashes are refused', () => {
 
 test('unknown keys are errors, with a suggestion when one is obvious', () => {
   const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy';
-  const topKeys = 'server, store, policy, authzen, principals, audit, rateLimit, log';
+  const topKeys = 'server, store, policy, authzen, identity, tokens, resources, principals, audit, rateLimit, log';
   assert.deepEqual(messages('server:\n  prot: 1\n'), [`server.prot: found an unknown key, expected one of ${serverKeys} (did you mean "port"?)`]);
   assert.deepEqual(messages('server:\n  body_limit_bytes: 1\n'), [
     `server.body_limit_bytes: found an unknown key, expected one of ${serverKeys} (did you mean "bodyLimitBytes"?)`,

@@ -12,6 +12,7 @@ import { MethodNotAllowedError, NotFoundError, RateLimitedError } from '../core/
 import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerPrincipalRoutes } from './principal-routes.ts';
+import { registerOAuthRoutes, type OAuthServerPort } from './oauth-routes.ts';
 import { refusalEvent } from './audit-events.ts';
 import { authenticateBearer, requireScope } from './authenticate-client.ts';
 import { registerAuthzenRoutes } from './authzen-routes.ts';
@@ -45,6 +46,8 @@ export interface CreateServerOptions {
   publicUrl?: string;
   /** Metrics to use; default a fresh registry with process metrics. */
   metrics?: ServerMetrics;
+  /** The OAuth authorization server (token service, metadata, JWKS); absent when no resources are configured. */
+  oauth?: OAuthServerPort;
 }
 
 /** A created server. */
@@ -228,6 +231,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   registerAuthzenRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerPrincipalRoutes(app, ctx);
+  if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

@@ -51,6 +51,8 @@ export interface OAuthRequestContext {
   /** The request id and trace id, for audit events. */
   requestId: string;
   traceId?: string;
+  /** Called once the client is authenticated, before any work for it (per-client rate limits, audit actor). */
+  afterAuthentication?: (client: AuthenticatedClient) => void;
 }
 
 /** A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). */
@@ -64,8 +66,8 @@ export interface TokenResponse {
 
 /** The ports the service needs. Each rejects with the right OAuth error; none is optional: fail closed. */
 export interface TokenServiceDeps {
-  /** Mandate's issuer identifier (RFC 8414 `issuer`). */
-  issuer: string;
+  /** Mandate's issuer identifier (RFC 8414 `issuer`); a function, because it may be known only once the server listens. */
+  issuer: () => string;
   /** Authenticates the client of a token, introspection or revocation request. */
   authenticateClient(form: OAuthForm, ctx: OAuthRequestContext): Promise<AuthenticatedClient>;
   /** Verifies a user's access token from a trusted IdP. */
@@ -185,7 +187,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, (header) => deps.keys.getVerificationKey(header), {
-        issuer: deps.issuer,
+        issuer: deps.issuer(),
         typ: 'at+jwt',
         algorithms: ['EdDSA', 'ES256'],
         currentDate: new Date(deps.clock.now()),
@@ -257,10 +259,10 @@ export function createTokenService(deps: TokenServiceDeps) {
     let subId: MandateClaims['sub_id'];
     let userEntityJson: EntityJson | undefined;
     let previousActors: string[] = [];
-    let notAfter: number[] = [];
+    let notAfter: number[];
     let parent: VerifiedMandate | undefined;
     let ceiling: string[] | undefined;
-    if (unverifiedIss === deps.issuer) {
+    if (unverifiedIss === deps.issuer()) {
       parent = await verifyMandate(subjectToken);
       if (parent.claims.on_behalf_of !== 'user') throw new InvalidGrantError('a client_credentials token cannot be exchanged: no user is behind it');
       userId = parent.claims.sub;
@@ -344,7 +346,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (exp <= iat) throw new InvalidGrantError('the subject or actor token expires now; get a fresh one');
     const jti = newId();
     const claims: MandateClaims = {
-      iss: deps.issuer,
+      iss: deps.issuer(),
       sub: userId,
       aud: resource.uri,
       scope: granted.join(' '),
@@ -412,7 +414,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     const exp = mandateExpiry(iat, deps.settings.lifetimeSeconds, deps.settings.maxLifetimeSeconds, [client.expiresAt]);
     const jti = newId();
     const claims: MandateClaims = {
-      iss: deps.issuer,
+      iss: deps.issuer(),
       sub: client.principal.id,
       aud: resource.uri,
       scope: granted.join(' '),
@@ -444,6 +446,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         throw new UnsupportedGrantTypeError(`grant_type ${grantType.slice(0, 100)} is not supported; use ${GRANT_TOKEN_EXCHANGE} or ${GRANT_CLIENT_CREDENTIALS}`);
       }
       const client = await deps.authenticateClient(form, ctx);
+      ctx.afterAuthentication?.(client);
       const response = grantType === GRANT_TOKEN_EXCHANGE ? await exchange(form, client, ctx) : await clientCredentials(form, client, ctx);
       return { response, client };
     },
@@ -455,6 +458,7 @@ export function createTokenService(deps: TokenServiceDeps) {
      */
     async introspect(form: OAuthForm, ctx: OAuthRequestContext): Promise<{ body: Record<string, unknown>; client: AuthenticatedClient; event: NewAuditEventV1 }> {
       const client = await deps.authenticateClient(form, ctx);
+      ctx.afterAuthentication?.(client);
       const token = required(form, 'token');
       let body: Record<string, unknown> = { active: false };
       let jti: string | undefined;
@@ -502,6 +506,7 @@ export function createTokenService(deps: TokenServiceDeps) {
      */
     async revoke(form: OAuthForm, ctx: OAuthRequestContext): Promise<{ revoked: boolean; client: AuthenticatedClient }> {
       const client = await deps.authenticateClient(form, ctx);
+      ctx.afterAuthentication?.(client);
       const token = required(form, 'token');
       const hint = oneParam(form, 'token_type_hint');
       if (hint !== undefined && hint !== 'access_token') throw new UnsupportedTokenTypeError('only access tokens (mandates) are issued here; there are no refresh tokens');
