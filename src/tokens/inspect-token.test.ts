@@ -51,6 +51,8 @@ async function createFixture(): Promise<Fixture> {
         exp: NOW - 60 + 300,
         cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' },
         task: 'task-42',
+        on_behalf_of: 'user',
+        sub_id: { format: 'iss_sub', iss: 'https://idp.example', sub: 'alice@example.com' },
         ...claims,
       };
       for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
@@ -105,11 +107,12 @@ test('a good mandate is accepted and every claim is explained; the signature is 
 
 test('a bearer mandate without cnf is accepted and said to be bearer; a client_credentials token says no user is behind it', async () => {
   const { mint, options } = await setup();
-  const r = await inspectToken(await mint({ cnf: undefined, act: undefined, sub: 'agent-sales', task: undefined }), options);
+  const r = await inspectToken(await mint({ cnf: undefined, act: undefined, sub: 'agent-sales', task: undefined, on_behalf_of: 'none' }), options);
   assert.equal(r.verdict, 'accepted', r.reasons.join('; '));
   assert.equal(line(r, 'cnf').status, 'info');
   assert.match(line(r, 'cnf').explanation, /bearer/);
   assert.match(line(r, 'act').explanation, /no user is behind it/);
+  assert.equal(line(r, 'on_behalf_of').status, 'info');
 });
 
 test('a forged mandate (another key under Mandate\'s kid) is refused: the signature does not verify', async () => {
@@ -237,6 +240,8 @@ test('lifetime beyond the cap, audience widening, missing claims and forged acto
     ['actor not an object', { act: 'agent-sales' }, 'act'],
     ['cnf.jkt malformed', { cnf: { jkt: 'short' } }, 'cnf'],
     ['task not a string', { task: 42 }, 'task'],
+    ['machine-only yet delegated', { on_behalf_of: 'none' }, 'on_behalf_of'],
+    ['sub_id not iss_sub', { sub_id: { format: 'email', email: 'a@b' } }, 'sub_id'],
   ];
   for (const [label, claims, name] of cases) {
     const r = await inspectToken(await mint(claims), options);

@@ -73,7 +73,7 @@ export interface InspectTokenOptions {
 }
 
 const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'];
-const KNOWN_CLAIMS = new Set(['iss', 'sub', 'aud', 'client_id', 'act', 'scope', 'jti', 'iat', 'nbf', 'exp', 'cnf', 'task']);
+const KNOWN_CLAIMS = new Set(['iss', 'sub', 'aud', 'client_id', 'act', 'scope', 'jti', 'iat', 'nbf', 'exp', 'cnf', 'task', 'sub_id', 'on_behalf_of']);
 const JKT_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const MAX_VALUE_CHARS = 120;
 
@@ -206,7 +206,7 @@ function actorName(hop: Record<string, unknown>): string {
 function inspectActChain(payload: JWTPayload, maxDepth: number): InspectionLine[] {
   const act = payload.act;
   if (act === undefined) {
-    const forItself = payload.client_id !== undefined && payload.client_id === payload.sub;
+    const forItself = payload.on_behalf_of === 'none' || (payload.client_id !== undefined && payload.client_id === payload.sub);
     return [{
       name: 'act',
       status: 'info',
@@ -344,6 +344,24 @@ function inspectClaims(payload: JWTPayload, options: InspectTokenOptions, nowSec
     } else {
       push('cnf', 'refused', 'no confirmation method Mandate knows (expected cnf.jkt)');
     }
+  }
+
+  const subId = payload.sub_id;
+  if (subId !== undefined) {
+    const id = subId as Record<string, unknown> | null;
+    if (id !== null && typeof id === 'object' && id.format === 'iss_sub' && typeof id.iss === 'string' && typeof id.sub === 'string') {
+      push('sub_id', 'info', 'the user as their identity provider names them (RFC 9493 iss_sub), so that the same sub from two IdPs is never confused');
+    } else {
+      push('sub_id', 'refused', 'not an RFC 9493 iss_sub identifier');
+    }
+  }
+
+  const onBehalfOf = payload.on_behalf_of;
+  if (onBehalfOf !== undefined) {
+    if (onBehalfOf === 'user') push('on_behalf_of', 'info', 'a user is behind this mandate (sub)');
+    else if (onBehalfOf === 'none' && payload.act === undefined) push('on_behalf_of', 'info', 'machine-only work (client_credentials): no user is behind it');
+    else if (onBehalfOf === 'none') push('on_behalf_of', 'refused', 'says no user is behind it, yet it carries an actor chain');
+    else push('on_behalf_of', 'refused', 'neither "user" nor "none"');
   }
 
   const task = payload.task;
