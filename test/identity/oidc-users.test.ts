@@ -5,10 +5,10 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { fixedClock } from '../../src/core/ports.ts';
 import { KeysUnavailableError } from '../../src/identity/key-sources.ts';
 import { createUserAuthenticator, InvalidUserTokenError, type UserAuthenticator, type UserTokenRefusal } from '../../src/identity/oidc-users.ts';
@@ -122,12 +122,12 @@ test('adversarial: alg none, HS256 keyed with the IdP public key, bad and trunca
   const { kid } = decodeProtectedHeader(aliceToken);
   const publicJwk = jwks.keys.find((k) => k.kid === kid);
   assert.ok(publicJwk);
-  const pem = createPublicKey({ key: publicJwk as JsonWebKey & { kty: string }, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+  const pem = await exportSPKI((await importJWK(publicJwk, 'ES256')) as Parameters<typeof exportSPKI>[0]);
   for (const secret of [new TextEncoder().encode(JSON.stringify(publicJwk)), new TextEncoder().encode(String(pem))]) {
     await refused(users.authenticate(await forge(secret, { alg: 'HS256' })), 'algorithm');
   }
 
-  const [h, p, s = ''] = aliceToken.split('.');
+  const [h = '', p = '', s = ''] = aliceToken.split('.');
   const flip = (c: string | undefined) => (c === 'A' ? 'B' : 'A');
   await refused(users.authenticate(`${h}.${p}.${s.slice(0, 30)}${flip(s[30])}${s.slice(31)}`), 'signature');
   await refused(users.authenticate(`${h}.${p}.${s.slice(0, s.length - 12)}`), 'signature');
