@@ -293,7 +293,10 @@ export function createUserAuthenticator(options: UserAuthenticatorOptions): User
     if (never !== undefined) throw refuse('token_type', never, { detail: `typ ${forLog(header.typ)}` });
     const forbidden = FORBIDDEN_HEADERS.filter((name) => name in header);
     if (forbidden.length > 0) {
-      throw refuse('forbidden_header', `the token header carries ${forbidden.join(', ')}, which is not accepted: keys come only from the issuer's configured key set`);
+      throw refuse(
+        'forbidden_header',
+        `the token header carries ${forbidden.join(', ')}, which is not accepted: keys come only from the issuer's configured key set, and no critical extensions are supported`,
+      );
     }
     if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) {
       throw refuse('malformed', 'the token header has an invalid key id (kid)');
