@@ -18,7 +18,6 @@ import { JWT_SVID_ALGORITHMS, SvidVerificationError, describeJoseFailure, isComp
 import type { PeerCertificateChain, SpiffeBundleSet } from './spiffe.ts';
 import type {
   AuthenticatedClient,
-  ClientAuthMethod,
   KeySource,
   PrincipalCredential,
   PrincipalLookup,
@@ -349,7 +348,7 @@ export function createClientAuthenticator(options: ClientAuthenticatorOptions): 
     const principal = await lookupById(clientId);
     checkActive(principal);
     if (!(await options.sharedSecrets.verify(principal, secret))) throw refuse('the client secret is wrong', `principal ${principal.id}`);
-    return Object.freeze({ kind: principal.kind, principal, method: 'client_secret' as ClientAuthMethod });
+    return Object.freeze({ kind: principal.kind, principal, method: 'client_secret' as const });
   }
 
   /** `Authorization: Basic` credentials, decoded per RFC 6749 §2.3.1 (form-urlencoded id and secret). */
