@@ -25,6 +25,7 @@ import type {
   ReplayCache,
   VerificationKey,
 } from './types.ts';
+import { USER_TOKEN_ALGORITHMS } from './identity-config.ts';
 
 /** `client_assertion_type` of `private_key_jwt`. @see RFC 7523 §2.2 */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -32,19 +33,7 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 export const JWT_SPIFFE_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe';
 
 /** Asymmetric algorithms a client assertion may be signed with (never `none`, never HMAC). */
-export const CLIENT_ASSERTION_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-] as const;
+export const CLIENT_ASSERTION_ALGORITHMS = USER_TOKEN_ALGORITHMS;
 
 /** A credential that carries `private_key_jwt` keys. */
 export type KeyCredential = Extract<PrincipalCredential, { type: 'jwks' | 'jwks_uri' }>;

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import type { Clock } from '../core/ports.ts';
 import type { NewAuditEventV1 } from '../audit/audit-event.ts';
+import { parseSpiffeId } from './spiffe.ts';
 import type { PrincipalLookup, PrincipalStatus, RegisteredPrincipal } from './types.ts';
 
 /** Principal ids: also OAuth `client_id`s, audit actors and Cedar entity ids. */
@@ -19,17 +20,10 @@ const ID_EXPECTED = 'an id of 1..128 lower-case letters, digits or . _ : - start
 /** Principal statuses; only `active` authenticates. */
 export const PRINCIPAL_STATUSES = ['active', 'suspended', 'quarantined', 'retired'] as const satisfies readonly PrincipalStatus[];
 
-/**
- * A SPIFFE ID per the SPIFFE ID specification: `spiffe://<trust domain>/<path>`; the trust domain is lower-case
- * letters, digits, `.`, `-`, `_`; path segments are non-empty, not `.` or `..`, of letters, digits, `.`, `-`, `_`;
- * no query, fragment, port or user info.
- * @see https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md
- */
-export const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]{1,255}(\/[A-Za-z0-9._-]+)+$/;
-
+// The SPIFFE ID rules live in spiffe.ts; a workload's ID also needs a path (a bare trust domain names no workload).
 function validSpiffeId(s: string): boolean {
-  if (s.length > 2048 || !SPIFFE_ID.test(s)) return false;
-  return s.slice('spiffe://'.length).split('/').slice(1).every((seg) => seg !== '.' && seg !== '..');
+  const r = parseSpiffeId(s);
+  return r.ok && r.value.path !== '';
 }
 
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth', 'priv'];
