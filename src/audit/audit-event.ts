@@ -20,10 +20,9 @@ export const MAX_AUDIT_DATA_BYTES = 8192;
  * `auth.failure` — a caller failed to authenticate; `admin` — an administrative change;
  * `token.issue` — a token was issued (written in the same transaction as the token's record);
  * `token.refuse` — a token request was refused; `token.revoke` — a token was revoked (same transaction);
- * `token.introspect` — a token was introspected; `key.change` — a token signing key was created, began retiring or
- * was retired (`data`: `action`, `reason`, `kid`, `alg`, `retireAt`, `by`; written with the key's row).
+ * `token.introspect` — a token was introspected.
  */
-export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin', 'token.issue', 'token.refuse', 'token.revoke', 'token.introspect', 'key.change']);
+export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin', 'token.issue', 'token.refuse', 'token.revoke', 'token.introspect']);
 /** One of the audit event types. */
 export type AuditEventType = z.infer<typeof AuditEventTypeV1>;
 
