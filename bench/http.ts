@@ -25,8 +25,19 @@ export interface HttpBenchResult {
 
 const here = new URL('.', import.meta.url).pathname;
 
-async function start(script: string): Promise<{ child: ChildProcess; port: number; info: Record<string, string> }> {
-  const child = spawn(process.execPath, ['--no-turbo-inline-js-wasm-calls', '--import', 'tsx', `${here}servers/${script}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A server process of `bench/servers/`, with the `NAME value` lines it printed before `LISTENING <port>`. */
+export interface BenchServer {
+  child: ChildProcess;
+  port: number;
+  info: Record<string, string>;
+}
+
+/** Starts `bench/servers/<script>` in its own process (with `env` added to this one's) and waits for `LISTENING`. */
+export async function startServer(script: string, env: Record<string, string> = {}): Promise<BenchServer> {
+  const child = spawn(process.execPath, ['--no-turbo-inline-js-wasm-calls', '--import', 'tsx', `${here}servers/${script}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const info: Record<string, string> = {};
   const port = await new Promise<number>((resolve, reject) => {
@@ -60,13 +71,13 @@ async function load(name: string, url: string, body: string, headers: Record<str
 /** Runs the HTTP benchmark for `durationSeconds` per target. */
 export async function benchHttp(durationSeconds: number): Promise<HttpBenchResult> {
   const targets: HttpTargetResult[] = [];
-  const bare = await start('bare-http.ts');
+  const bare = await startServer('bare-http.ts');
   try {
     targets.push(await load('bare node:http (fixed JSON)', `http://127.0.0.1:${bare.port}/`, '{"subject":{"type":"user","id":"alice"}}', {}, durationSeconds));
   } finally {
     bare.child.kill('SIGTERM');
   }
-  const mandate = await start('mandate-server.ts');
+  const mandate = await startServer('mandate-server.ts');
   try {
     const body = mandate.info.BODY ?? '{}';
     targets.push(await load('mandate AuthZEN /access/v1/evaluation', `http://127.0.0.1:${mandate.port}/access/v1/evaluation`, body, { authorization: `Bearer ${mandate.info.CREDENTIAL ?? ''}` }, durationSeconds));

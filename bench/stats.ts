@@ -47,6 +47,10 @@ export function measureInterleaved(fns: Record<string, () => unknown>, iteration
       totals[n] = (totals[n] as number) + performance.now() - start;
     }
   }
+  return summarise(names, samples, totals);
+}
+
+function summarise(names: readonly string[], samples: Record<string, number[]>, totals: Record<string, number>): Record<string, LatencyResult> {
   const result: Record<string, LatencyResult> = {};
   for (const n of names) {
     const s = Float64Array.from(samples[n] as number[]).sort();
@@ -62,4 +66,35 @@ export function measureInterleaved(fns: Record<string, () => unknown>, iteration
     };
   }
   return result;
+}
+
+/**
+ * {@link measureInterleaved} for asynchronous operations: each call is awaited before the next starts, so a
+ * sample is one operation's full latency (promise settling included), as a request handler would see it.
+ */
+export async function measureInterleavedAsync(
+  fns: Record<string, () => Promise<unknown>>,
+  iterations = 20_000,
+  rounds = 4,
+  warmup = 2_000,
+): Promise<Record<string, LatencyResult>> {
+  const names = Object.keys(fns);
+  for (const n of names) for (let i = 0; i < warmup; i++) await (fns[n] as () => Promise<unknown>)();
+  const per = Math.max(1, Math.floor(iterations / rounds));
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const totals: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+  for (let r = 0; r < rounds; r++) {
+    for (const n of names) {
+      const fn = fns[n] as () => Promise<unknown>;
+      const out = samples[n] as number[];
+      const start = performance.now();
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        await fn();
+        out.push(performance.now() - t);
+      }
+      totals[n] = (totals[n] as number) + performance.now() - start;
+    }
+  }
+  return summarise(names, samples, totals);
 }
