@@ -1,13 +1,24 @@
 /**
  * `mandate demo` (what `npm start` runs): a local node with the example policies, the embedded SQLite store
- * under `.mandate/demo/`, and a credential generated for this run only. Demo mode binds 127.0.0.1 and
- * nothing else; `mandate serve` never starts any of this.
+ * under `.mandate/demo/`, a credential generated for this run only, and the token service with its demo parts:
+ * a demo identity provider (users alice and bob), two demo resources (a CRM and a wiki) and the example
+ * policies' agents, registered with keys generated on the first run. Demo mode binds 127.0.0.1 and nothing
+ * else; `mandate serve` never starts any of this.
  */
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCredentialSecret, hashCredential, parseConfig, type MandateConfig } from '../config/index.ts';
+import { DEMO_AGENTS, ensureDemoAgents } from '../demo/demo-agents.ts';
+import { DEMO_USER_TOKEN_AUDIENCE, DEMO_USER_TOKEN_SCOPE, startDemoIdp, type DemoIdp } from '../demo/demo-idp.ts';
+import { writeDemoInfo, type DemoInfoV1 } from '../demo/demo-info.ts';
+import { ensureDemoKekFile } from '../demo/demo-kek.ts';
+import { DEMO_CRM_RESOURCE, DEMO_RESOURCES } from '../demo/demo-resources.ts';
+import { OidcIssuerSchema } from '../identity/identity-config.ts';
+import type { PrincipalRegistration } from '../identity/registry.ts';
+import { KEK_ENV_VAR } from '../tokens/key-encryption.ts';
 import { EXIT_FAILURE, type CliCommand } from './command.ts';
-import { describeStartupFailure, startMandate } from './start-mandate.ts';
+import { describeStartupFailure, startMandate, type RunningMandate } from './start-mandate.ts';
 
 const EXAMPLE_POLICIES = fileURLToPath(new URL('../../examples/policies', import.meta.url));
 
@@ -45,47 +56,195 @@ export function demoConfig(env: Readonly<Record<string, string | undefined>>, cw
   };
 }
 
+/** The token service's demo parts, added to a demo configuration. */
+export function withDemoTokenService(
+  config: MandateConfig,
+  parts: { idpIssuer: string; kekFile: string | undefined; principals: PrincipalRegistration[] },
+): MandateConfig {
+  return {
+    ...config,
+    identity: {
+      ...config.identity,
+      issuers: [demoIssuer(parts.idpIssuer)],
+      // The demo IdP is plain http on loopback: allowed for that host only, never for the whole private network.
+      outbound: { ...config.identity.outbound, allowHttp: true, allowHosts: [...new Set([...config.identity.outbound.allowHosts, '127.0.0.1'])] },
+    },
+    tokens: { ...config.tokens, ...(parts.kekFile === undefined ? {} : { kekFile: parts.kekFile }) },
+    resources: DEMO_RESOURCES.map((r) => ({ ...r, scopes: { ...r.scopes } })),
+    principals: parts.principals,
+  };
+}
+
+function demoIssuer(issuer: string): MandateConfig['identity']['issuers'][number] {
+  return OidcIssuerSchema.parse({ issuer, discovery: true, audiences: [DEMO_USER_TOKEN_AUDIENCE] });
+}
+
+/** Options of {@link startDemo}. */
+export interface StartDemoOptions {
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  /** The AuthZEN credential of this run; default a new one. */
+  secret?: string;
+  /** Mandate's port, overriding MANDATE_PORT (tests pass 0). */
+  port?: number;
+  /** Let `startMandate` handle SIGTERM, SIGINT and SIGHUP (the command does; in-process tests do not). */
+  handleSignals?: boolean;
+}
+
+/** A running demo. */
+export interface RunningDemo {
+  node: RunningMandate;
+  idp: DemoIdp;
+  info: DemoInfoV1;
+  /** Where `demo.json` was written. */
+  infoFile: string;
+  secret: string;
+  /** The text the command prints. */
+  banner: string;
+  /** Stops the node, then the IdP. */
+  stop(): Promise<void>;
+}
+
+function idpPort(env: Readonly<Record<string, string | undefined>>): number {
+  const raw = env.MANDATE_DEMO_IDP_PORT;
+  if (raw === undefined || raw === '') return 0;
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) throw new TypeError(`MANDATE_DEMO_IDP_PORT=${raw.slice(0, 20)}: expected an integer 0..65535`);
+  return port;
+}
+
+/**
+ * Starts the demo: its key-encryption key and agent keys (created on the first run), the demo IdP, then the node
+ * with the token service; writes `demo.json` for the client script and builds the banner.
+ */
+export async function startDemo(options: StartDemoOptions): Promise<RunningDemo> {
+  const secret = options.secret ?? generateCredentialSecret();
+  let config = demoConfig(options.env, options.cwd, secret);
+  if (options.port !== undefined) config = { ...config, server: { ...config.server, port: options.port } };
+  const dataDir = config.store.dataDir;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // MANDATE_KEK wins when set (Mandate refuses two KEK sources); otherwise the demo's own file.
+  const kekFile = options.env[KEK_ENV_VAR] ? undefined : (await ensureDemoKekFile(join(dataDir, 'kek'))).path;
+  const agents = await ensureDemoAgents(join(dataDir, 'agents'));
+  const idp = await startDemoIdp({ port: idpPort(options.env) });
+  let node: RunningMandate;
+  try {
+    config = withDemoTokenService(config, { idpIssuer: idp.issuer, kekFile, principals: agents.registrations });
+    const startOptions = { handleSignals: options.handleSignals ?? false, env: options.env };
+    node = await startMandate(config, startOptions);
+  } catch (err) {
+    await idp.close();
+    throw err;
+  }
+  const issuer = config.tokens.issuer ?? node.url;
+  const info: DemoInfoV1 = {
+    version: 1,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    mandate: { url: node.url, issuer },
+    idp: {
+      issuer: idp.issuer,
+      clientId: idp.clientId,
+      userTokenAudience: DEMO_USER_TOKEN_AUDIENCE,
+      userTokenScope: DEMO_USER_TOKEN_SCOPE,
+      browserLoginUrl: idp.browserLoginUrl,
+      users: ['alice', 'bob'],
+    },
+    resources: DEMO_RESOURCES.map((r) => ({ uri: r.uri, ...(r.name === undefined ? {} : { name: r.name }), scopes: Object.keys(r.scopes) })),
+    agents: DEMO_AGENTS.map((a) => ({ id: a.id, name: a.name, owner: a.owner, mode: a.mode, privateJwkFile: agents.keyFiles[a.id] as string })),
+  };
+  let infoFile: string;
+  try {
+    infoFile = await writeDemoInfo(dataDir, info);
+  } catch (err) {
+    await node.stop().catch(() => undefined);
+    await idp.close();
+    throw err;
+  }
+  const stop = async () => {
+    await node.stop();
+    await idp.close();
+  };
+  return { node, idp, info, infoFile, secret, banner: renderBanner(node.url, info, secret, relative(options.cwd, infoFile) || infoFile), stop };
+}
+
+function renderBanner(url: string, info: DemoInfoV1, secret: string, infoFile: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const lines = [
+    '',
+    '  Mandate demo — DEMO ONLY: example policies, a demo IdP, demo agents and a credential made for this run, bound to 127.0.0.1',
+    '',
+    `  listening   ${url}`,
+    `  ready?      curl -s ${url}/readyz`,
+    `  metrics     curl -s ${url}/metrics`,
+    `  credential  export MANDATE_CREDENTIAL=${secret}`,
+    '',
+    '  Ask for a decision (OpenID AuthZEN 1.0):',
+  ];
+  for (const r of DEMO_REQUESTS) {
+    lines.push('', `  # ${r.title}`);
+    lines.push(`  curl -s ${url}/access/v1/evaluation -H "authorization: Bearer ${secret}" -H 'content-type: application/json' -d ${q(JSON.stringify(r.body))}`);
+  }
+  const agentLine = info.agents.map((a) => `${a.id} (${a.mode}, owner ${a.owner})`).join(', ');
+  lines.push(
+    '',
+    '  Mandates — OAuth token exchange (RFC 8693): an agent trades a user\'s IdP token for a short-lived,',
+    '  DPoP-bound token for ONE resource, with the scopes policy allows the user AND the agent:',
+    '',
+    `  token service  ${info.mandate.issuer}   metadata: curl -s ${info.mandate.issuer}/.well-known/oauth-authorization-server`,
+    `  demo IdP       ${info.idp.issuer}   DEMO ONLY, no passwords — users ${info.idp.users.join(', ')}`,
+    `  demo agents    ${agentLine}; private keys under ${info.agents[0]?.privateJwkFile.replace(/\/[^/]+$/, '/') ?? ''}`,
+  );
+  for (const r of info.resources) lines.push(`  resource       ${r.uri}   scopes: ${r.scopes.join(' ')}`);
+  lines.push(
+    '',
+    '  The whole story, in another terminal (alice logs in, her help desk assistant gets a CRM mandate,',
+    '  it is introspected, a refused exchange, revocation):',
+    '    npm run demo:exchange',
+    '',
+    '  Step by step:',
+    `    1. log in as alice: open ${info.idp.browserLoginUrl} in a browser, or without one:`,
+    '         export USER_TOKEN=$(npm run -s demo:exchange -- token alice)',
+    '    2. helpdesk-assistant exchanges it (private_key_jwt client authentication, a DPoP proof):',
+    `         export MANDATE_TOKEN=$(npm run -s demo:exchange -- exchange --agent helpdesk-assistant --resource ${DEMO_CRM_RESOURCE} --scope 'crm.search crm.read')`,
+    '    3. what the mandate says, and what the token service says about it:',
+    '         npm run -s demo:exchange -- decode "$MANDATE_TOKEN"',
+    '         npm run -s demo:exchange -- introspect "$MANDATE_TOKEN" --agent helpdesk-assistant',
+    '    4. revoke it, then introspect again (active: false):',
+    '         npm run -s demo:exchange -- revoke "$MANDATE_TOKEN" --agent helpdesk-assistant',
+    `  (The script reads ${infoFile}: URLs and key file paths, no secrets.)`,
+    '',
+    '  Policies: examples/policies — try `npx mandate policy test examples/policies`. Ctrl-C stops.',
+    '',
+  );
+  return `${lines.join('\n')}\n`;
+}
+
 /** The `demo` command. */
 export const demoCommand: CliCommand = {
   summary: 'Run the local demo (bound to 127.0.0.1)',
   usage: '',
   description: `Starts Mandate with the example policies (examples/policies), the embedded SQLite store under
 .mandate/demo/ and a credential generated for this run, bound to 127.0.0.1 only, then prints curl lines
-that ask for decisions. Demo only: use \`mandate serve\` with a mandate.yaml for anything else.
-MANDATE_PORT, MANDATE_POLICY_DIR, MANDATE_DATA_DIR and MANDATE_LOG_LEVEL apply.`,
+that ask for decisions. Also starts the token service with a DEMO ONLY identity provider (users alice and
+bob, no passwords), two demo resources and the example agents, whose keys (and the key-encryption key) are
+created under .mandate/demo/ on the first run; \`npm run demo:exchange\` then walks through a token exchange.
+Demo only: use \`mandate serve\` with a mandate.yaml for anything else.
+MANDATE_PORT, MANDATE_POLICY_DIR, MANDATE_DATA_DIR, MANDATE_LOG_LEVEL, MANDATE_KEK and MANDATE_DEMO_IDP_PORT apply.`,
   positionals: [],
   options: {},
   exitCodes: ['0  stopped by a signal', '1  refused to start', '2  usage error'],
-  examples: ['npm start', 'MANDATE_PORT=9090 mandate demo'],
+  examples: ['npm start', 'MANDATE_PORT=9090 mandate demo', 'npm run demo:exchange'],
   async run(_args, io) {
-    const secret = generateCredentialSecret();
-    let node;
+    let demo: RunningDemo;
     try {
-      const config = demoConfig(io.env, io.cwd, secret);
       if (io.env.MANDATE_HOST && io.env.MANDATE_HOST !== '127.0.0.1') io.stderr(`mandate demo: ignoring MANDATE_HOST=${io.env.MANDATE_HOST}; the demo binds 127.0.0.1 only\n`);
-      node = await startMandate(config, { handleSignals: true });
+      demo = await startDemo({ env: io.env, cwd: io.cwd, handleSignals: true });
     } catch (err) {
       for (const line of describeStartupFailure(err)) io.stderr(`${line}\n`);
       return EXIT_FAILURE;
     }
-    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const lines = [
-      '',
-      '  Mandate demo — DEMO ONLY: example policies, a credential made for this run, bound to 127.0.0.1',
-      '',
-      `  listening   ${node.url}`,
-      `  ready?      curl -s ${node.url}/readyz`,
-      `  metrics     curl -s ${node.url}/metrics`,
-      `  credential  export MANDATE_CREDENTIAL=${secret}`,
-      '',
-      '  Ask for a decision (OpenID AuthZEN 1.0):',
-    ];
-    for (const r of DEMO_REQUESTS) {
-      lines.push('', `  # ${r.title}`);
-      lines.push(`  curl -s ${node.url}/access/v1/evaluation -H "authorization: Bearer ${secret}" -H 'content-type: application/json' -d ${q(JSON.stringify(r.body))}`);
-    }
-    lines.push('', '  Policies: examples/policies — try `npx mandate policy test examples/policies`. Ctrl-C stops.', '');
-    io.stdout(`${lines.join('\n')}\n`);
+    io.stdout(demo.banner);
     return new Promise<number>(() => undefined);
   },
 };
