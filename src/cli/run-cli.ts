@@ -43,6 +43,32 @@ export const COMMANDS: GroupEntry = {
         analyze: command('Access matrix, diff against another set, lint for over-broad permits', async () => (await import('./policy-analyze-command.ts')).policyAnalyzeCommand),
       },
     },
+    agents: {
+      kind: 'group',
+      summary: 'Register, list, show, suspend and retire agents and services',
+      commands: {
+        add: command('Register an agent or a service', async () => (await import('./agents-add-command.ts')).agentsAddCommand),
+        list: command('List registered agents and services', async () => (await import('./agents-list-command.ts')).agentsListCommand),
+        show: command('Show one agent or service, credentials included', async () => (await import('./agents-show-command.ts')).agentsShowCommand),
+        suspend: command('Suspend an agent or service (it can no longer authenticate)', async () => (await import('./agents-status-command.ts')).agentsSuspendCommand),
+        retire: command('Retire an agent or service for good (kept for the record)', async () => (await import('./agents-status-command.ts')).agentsRetireCommand),
+      },
+    },
+    keys: {
+      kind: 'group',
+      summary: 'List and rotate the token signing keys',
+      commands: {
+        list: command('List the token signing keys (public facts only)', async () => (await import('./keys-list-command.ts')).keysListCommand),
+        rotate: command('Rotate the token signing key (the old one stays published for the overlap)', async () => (await import('./keys-rotate-command.ts')).keysRotateCommand),
+      },
+    },
+    token: {
+      kind: 'group',
+      summary: 'Inspect mandates',
+      commands: {
+        inspect: command('Decode and verify a mandate, and explain why it would be accepted or refused', async () => (await import('./token-inspect-command.ts')).tokenInspectCommand),
+      },
+    },
   },
 };
 
