@@ -6,7 +6,7 @@
  * else; `mandate serve` never starts any of this.
  */
 import { mkdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCredentialSecret, hashCredential, parseConfig, type MandateConfig } from '../config/index.ts';
 import { DEMO_AGENTS, ensureDemoAgents } from '../demo/demo-agents.ts';
@@ -165,10 +165,15 @@ export async function startDemo(options: StartDemoOptions): Promise<RunningDemo>
     await node.stop();
     await idp.close();
   };
-  return { node, idp, info, infoFile, secret, banner: renderBanner(node.url, info, secret, relative(options.cwd, infoFile) || infoFile), stop };
+  const shown = (path: string) => {
+    const rel = relative(options.cwd, path);
+    return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+  };
+  const banner = renderBanner(node.url, info, secret, { infoFile: shown(infoFile), agentsDir: shown(join(dataDir, 'agents')), customDataDir: Boolean(options.env.MANDATE_DATA_DIR) });
+  return { node, idp, info, infoFile, secret, banner, stop };
 }
 
-function renderBanner(url: string, info: DemoInfoV1, secret: string, infoFile: string): string {
+function renderBanner(url: string, info: DemoInfoV1, secret: string, paths: { infoFile: string; agentsDir: string; customDataDir: boolean }): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const lines = [
     '',
@@ -193,7 +198,7 @@ function renderBanner(url: string, info: DemoInfoV1, secret: string, infoFile: s
     '',
     `  token service  ${info.mandate.issuer}   metadata: curl -s ${info.mandate.issuer}/.well-known/oauth-authorization-server`,
     `  demo IdP       ${info.idp.issuer}   DEMO ONLY, no passwords — users ${info.idp.users.join(', ')}`,
-    `  demo agents    ${agentLine}; private keys under ${info.agents[0]?.privateJwkFile.replace(/\/[^/]+$/, '/') ?? ''}`,
+    `  demo agents    ${agentLine}; private keys in ${paths.agentsDir}/`,
   );
   for (const r of info.resources) lines.push(`  resource       ${r.uri}   scopes: ${r.scopes.join(' ')}`);
   lines.push(
@@ -205,14 +210,14 @@ function renderBanner(url: string, info: DemoInfoV1, secret: string, infoFile: s
     '  Step by step:',
     `    1. log in as alice: open ${info.idp.browserLoginUrl} in a browser, or without one:`,
     '         export USER_TOKEN=$(npm run -s demo:exchange -- token alice)',
-    '    2. helpdesk-assistant exchanges it (private_key_jwt client authentication, a DPoP proof):',
+    '    2. helpdesk-assistant exchanges $USER_TOKEN (private_key_jwt client authentication, a DPoP proof):',
     `         export MANDATE_TOKEN=$(npm run -s demo:exchange -- exchange --agent helpdesk-assistant --resource ${DEMO_CRM_RESOURCE} --scope 'crm.search crm.read')`,
     '    3. what the mandate says, and what the token service says about it:',
     '         npm run -s demo:exchange -- decode "$MANDATE_TOKEN"',
     '         npm run -s demo:exchange -- introspect "$MANDATE_TOKEN" --agent helpdesk-assistant',
     '    4. revoke it, then introspect again (active: false):',
     '         npm run -s demo:exchange -- revoke "$MANDATE_TOKEN" --agent helpdesk-assistant',
-    `  (The script reads ${infoFile}: URLs and key file paths, no secrets.)`,
+    `  (The script reads ${paths.infoFile}: URLs and key file paths, no secrets.${paths.customDataDir ? ' Give it the same MANDATE_DATA_DIR.' : ''})`,
     '',
     '  Policies: examples/policies — try `npx mandate policy test examples/policies`. Ctrl-C stops.',
     '',
