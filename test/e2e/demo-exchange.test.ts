@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -190,4 +190,20 @@ test('demo IdP: the browser flow (HTML login form, consent, callback page with t
   } finally {
     await idp.close();
   }
+});
+
+test('demo parts are reachable only from the demo command: nothing else in src/ imports src/demo/', async () => {
+  const offenders: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'demo') await walk(path);
+      } else if (entry.name.endsWith('.ts') && path !== join(ROOT, 'src/cli/demo-command.ts')) {
+        if (/from '[^']*\/demo\/[^']*'/.test(await readFile(path, 'utf8'))) offenders.push(path.slice(ROOT.length));
+      }
+    }
+  };
+  await walk(join(ROOT, 'src'));
+  assert.deepEqual(offenders, [], 'mandate serve never starts demo parts (DESIGN.md)');
 });
