@@ -14,6 +14,7 @@ import { DEMO_USER_TOKEN_AUDIENCE, DEMO_USER_TOKEN_SCOPE, startDemoIdp, type Dem
 import { writeDemoInfo, type DemoInfoV1 } from '../demo/demo-info.ts';
 import { ensureDemoKekFile } from '../demo/demo-kek.ts';
 import { DEMO_CRM_RESOURCE, DEMO_RESOURCES } from '../demo/demo-resources.ts';
+import { isMandateError } from '../core/errors.ts';
 import { OidcIssuerSchema } from '../identity/identity-config.ts';
 import type { PrincipalRegistration } from '../identity/registry.ts';
 import { KEK_ENV_VAR } from '../tokens/key-encryption.ts';
@@ -246,7 +247,9 @@ MANDATE_PORT, MANDATE_POLICY_DIR, MANDATE_DATA_DIR, MANDATE_LOG_LEVEL, MANDATE_K
       if (io.env.MANDATE_HOST && io.env.MANDATE_HOST !== '127.0.0.1') io.stderr(`mandate demo: ignoring MANDATE_HOST=${io.env.MANDATE_HOST}; the demo binds 127.0.0.1 only\n`);
       demo = await startDemo({ env: io.env, cwd: io.cwd, handleSignals: true });
     } catch (err) {
-      for (const line of describeStartupFailure(err)) io.stderr(`${line}\n`);
+      // The demo's own set-up (key files, the IdP's port) fails with plain errors whose message says what to do.
+      const lines = isMandateError(err) || !(err instanceof Error) ? describeStartupFailure(err) : [`mandate demo: ${err.message}`];
+      for (const line of lines) io.stderr(`${line}\n`);
       return EXIT_FAILURE;
     }
     io.stdout(demo.banner);

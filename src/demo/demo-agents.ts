@@ -50,8 +50,13 @@ async function readPrivateJwk(path: string): Promise<JWK> {
     if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
       throw new Error(`the demo agent key ${path} may be read by group or others; restrict it with: chmod 600 ${path}`);
     }
-    const jwk = JSON.parse(await handle.readFile({ encoding: 'utf8' })) as JWK;
-    if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string' || typeof jwk.kid !== 'string') {
+    let jwk: JWK;
+    try {
+      jwk = JSON.parse(await handle.readFile({ encoding: 'utf8' })) as JWK;
+    } catch (cause) {
+      throw new Error(`the demo agent key ${path} is not JSON; delete it and restart the demo to make a new one`, { cause });
+    }
+    if (typeof jwk !== 'object' || jwk === null || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string' || typeof jwk.kid !== 'string') {
       throw new Error(`the demo agent key ${path} is not a private P-256 JWK with a kid; delete it and restart the demo to make a new one`);
     }
     await importJWK(jwk, DEMO_AGENT_ALG); // refuses a malformed key now rather than at the first exchange
