@@ -25,7 +25,7 @@ policy set is invalid. SIGHUP reloads the policy set; SIGTERM and SIGINT shut do
     let node;
     try {
       const config = await loadConfig({ ...(configPath ? { path: configPath } : {}), env: io.env, cwd: io.cwd });
-      node = await startMandate(config, { handleSignals: true });
+      node = await startMandate(config, { handleSignals: true, env: io.env });
     } catch (err) {
       for (const line of describeStartupFailure(err)) io.stderr(`${line}\n`);
       return EXIT_FAILURE;

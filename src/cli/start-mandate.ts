@@ -15,6 +15,8 @@ import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import type { PolicyDiagnostic } from '../policy/types.ts';
 import type { Logger } from 'pino';
+import { startTokenNode, type TokenNode } from '../tokens/token-node.ts';
+import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 
 /** A running node. */
 export interface RunningMandate {
@@ -22,6 +24,8 @@ export interface RunningMandate {
   server: MandateServer;
   store: Store;
   logger: Logger;
+  /** The token service, when `resources` are configured. */
+  tokens?: TokenNode;
   /** Stops everything in order: HTTP, watcher, decision log (flushed), store. */
   stop(): Promise<void>;
 }
@@ -30,8 +34,17 @@ export interface RunningMandate {
  * Starts a node. Refuses to start (rejects with the `MandateError`) when the store cannot be opened or the
  * policy directory does not hold a valid set: a node never serves without one.
  */
-export async function startMandate(config: MandateConfig, options: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunningMandate> {
+export async function startMandate(
+  config: MandateConfig,
+  options: { logger?: Logger; handleSignals?: boolean; env?: Readonly<Record<string, string | undefined>> } = {},
+): Promise<RunningMandate> {
   const logger = options.logger ?? createLogger({ level: config.log.level });
+  if (config.authzen.credentials.length > 0) {
+    logger.warn(
+      { credentials: config.authzen.credentials.map((c) => c.id) },
+      'authzen.credentials are long-lived pre-shared bearer secrets (deprecated): register the callers as services with apiScopes and let them use client_credentials mandates',
+    );
+  }
   const store = await openStore(config.store);
   try {
     const synced = await syncConfiguredPrincipals(store.principals, config.principals, {
@@ -49,7 +62,35 @@ export async function startMandate(config: MandateConfig, options: { logger?: Lo
   let server: MandateServer | undefined;
   let stopWatching = () => undefined as void;
   try {
-    server = await createServer({ config, engine, store, decisionLog, logger });
+    // The token service runs when there is something to issue mandates for. It needs the KEK: a node that
+    // cannot read its signing keys refuses to start rather than serving without them.
+    let tokens: TokenNode | undefined;
+    if (config.resources.length > 0 || config.principals.some((p) => p.apiScopes.length > 0)) {
+      tokens = await startTokenNode({ config, store, engine, clock: systemClock, env: options.env ?? process.env, logger });
+      for (const w of tokens.warnings) logger.warn(w);
+    }
+    const node = tokens;
+    server = await createServer({
+      config,
+      engine,
+      store,
+      decisionLog,
+      logger,
+      ...(node === undefined
+        ? {}
+        : {
+            oauth: {
+              issuer: node.issuer,
+              service: node.service,
+              jwks: () => node.keys.jwks(),
+              dpopAlgorithms: node.dpop.algorithms,
+              assertionAlgorithms: node.assertionAlgorithms,
+              scopes: node.scopes,
+              authenticateApiCaller: node.authenticateApiCaller,
+              readiness: node.readiness,
+            },
+          }),
+    });
     // The first load goes through the same path as every reload: counted, logged and audited.
     const first = await server.reloadPolicies({ source: 'startup' });
     if (!first.ok) throw first.error;
@@ -63,7 +104,17 @@ export async function startMandate(config: MandateConfig, options: { logger?: Lo
     };
     if (config.policy.watch) stopWatching = watchPolicyDirectory(config.policy.dir, () => void reload({ source: 'watch' }));
     const url = await server.listen();
-    logger.info({ url, policyDir: config.policy.dir, dataDir: config.store.dataDir, version: first.info.version }, 'mandate listening');
+    tokens?.setListenUrl(url);
+    logger.info(
+      {
+        url,
+        policyDir: config.policy.dir,
+        dataDir: config.store.dataDir,
+        version: first.info.version,
+        ...(tokens === undefined ? {} : { issuer: tokens.issuer(), tokenEndpoint: `${tokens.issuer()}${OAUTH_PATHS.token}` }),
+      },
+      'mandate listening',
+    );
 
     let stopping: Promise<void> | undefined;
     const stop = () => {
@@ -90,7 +141,7 @@ export async function startMandate(config: MandateConfig, options: { logger?: Lo
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     }
-    return { url, server, store, logger, stop };
+    return { url, server, store, logger, stop, ...(tokens === undefined ? {} : { tokens }) };
   } catch (err) {
     stopWatching();
     await server?.close().catch(() => undefined);

@@ -20,9 +20,10 @@
  * docs/CONFIGURATION.md documents every key; keep the two in step.
  */
 import { z } from 'zod';
-import { PrincipalRegistrationSchema } from '../identity/registry.ts';
+import { MANDATE_API_SCOPES, PrincipalRegistrationSchema } from '../identity/registry.ts';
 import { OidcIssuerSchema, OutboundConfigSchema } from '../identity/identity-config.ts';
 import { ResourcesSchema } from '../tokens/resources.ts';
+import { ClientAuthConfigSchema, DpopConfigSchema, SpiffeConfigSchema } from '../identity/workload-config.ts';
 
 const int = (min: number, max: number) => {
   const expected = `an integer ${min}..${max}`;
@@ -64,7 +65,7 @@ export const POLICY_ENGINES = ['compiled', 'reference'] as const;
  * admin API (src/server/admin-routes.ts), `principals:read` / `principals:write` the principal registry API
  * (src/server/principal-routes.ts).
  */
-export const CREDENTIAL_SCOPES = ['evaluate', 'policy:read', 'policy:reload', 'principals:read', 'principals:write'] as const;
+export const CREDENTIAL_SCOPES = MANDATE_API_SCOPES;
 const SCOPES_EXPECTED = `a list of scopes, each one of: ${CREDENTIAL_SCOPES.join(', ')}`;
 
 /** A hashed pre-shared API credential for AuthZEN callers (interim, until service principals exist). */
@@ -155,6 +156,12 @@ export const MandateConfigSchema = z.strictObject(
       /** File holding the key-encryption key (base64url of 32 bytes, mode 0600); or set MANDATE_KEK. */
       kekFile: path().optional(),
     }).refine((t) => t.lifetimeSeconds <= t.maxLifetimeSeconds, { error: 'tokens.lifetimeSeconds must not exceed tokens.maxLifetimeSeconds' }),
+    /** SPIFFE trust domains whose SVIDs authenticate workloads (JWT-SVID assertions, X.509-SVIDs over mTLS). */
+    spiffe: SpiffeConfigSchema,
+    /** DPoP proof verification (RFC 9449) and server nonces. */
+    dpop: DpopConfigSchema,
+    /** How agents and services authenticate as OAuth clients. */
+    clientAuth: ClientAuthConfigSchema,
     /** Resources (RFC 8707) mandates are issued for, and the Cedar meaning of their scopes. */
     resources: ResourcesSchema,
     principals: z.array(PrincipalRegistrationSchema, { error: 'a list of principal registrations' }).max(10_000, { error: 'at most 10000 principals' }).default([]),

@@ -51,6 +51,14 @@ const DEFAULTS = {
   authzen: { credentials: [] },
   identity: { issuers: [], outbound: { timeoutMs: 5000, maxBytes: 1048576, allowPrivateNetworks: false, allowHosts: [], allowHttp: false } },
   tokens: { lifetimeSeconds: 300, maxLifetimeSeconds: 900, maxDelegationDepth: 4, signingAlgorithm: 'EdDSA' },
+  spiffe: { trustDomains: [], audiences: [], defaultRefreshSeconds: 300, maxStaleSeconds: 3600 },
+  dpop: { algorithms: ['ES256', 'EdDSA', 'PS256', 'RS256'], maxAgeSeconds: 60, skewSeconds: 5, nonce: 'off', nonceWindowSeconds: 300 },
+  clientAuth: {
+    maxAssertionLifetimeSeconds: 300,
+    clockToleranceSeconds: 5,
+    algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
+    allowSharedSecrets: false,
+  },
   resources: [],
   principals: [],
   audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },
@@ -167,7 +175,7 @@ test('duplicate credential ids and hashes are refused', () => {
 
 test('unknown keys are errors, with a suggestion when one is obvious', () => {
   const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy';
-  const topKeys = 'server, store, policy, authzen, identity, tokens, resources, principals, audit, rateLimit, log';
+  const topKeys = 'server, store, policy, authzen, identity, tokens, spiffe, dpop, clientAuth, resources, principals, audit, rateLimit, log';
   assert.deepEqual(messages('server:\n  prot: 1\n'), [`server.prot: found an unknown key, expected one of ${serverKeys} (did you mean "port"?)`]);
   assert.deepEqual(messages('server:\n  body_limit_bytes: 1\n'), [
     `server.body_limit_bytes: found an unknown key, expected one of ${serverKeys} (did you mean "bodyLimitBytes"?)`,

@@ -223,6 +223,14 @@ export class StoreUnavailableError extends MandateError {
   override readonly oauthError: string = 'temporarily_unavailable';
 }
 
+/** The node is starting or stopping and cannot answer this yet: retry. */
+export class NotReadyError extends MandateError {
+  static override readonly code: string = 'ERR_NOT_READY';
+  override readonly code: string = 'ERR_NOT_READY';
+  override readonly status: number = 503;
+  override readonly oauthError: string = 'temporarily_unavailable';
+}
+
 /** The configuration file is invalid; `extra.issues` lists each key path, what was found and what is expected. */
 export class ConfigInvalidError extends MandateError {
   static override readonly code: string = 'ERR_CONFIG_INVALID';

@@ -41,6 +41,7 @@ function principal(id: string, credentials: PrincipalCredential[], extra: Partia
     mode: 'autonomous',
     workflows: [],
     audiences: [],
+    apiScopes: [],
     credentials,
     status: 'active',
     dpop: 'required',

@@ -18,6 +18,12 @@ export const PRINCIPAL_ID = /^[a-z0-9][a-z0-9._:-]{0,127}$/;
 const ID_EXPECTED = 'an id of 1..128 lower-case letters, digits or . _ : - starting with a letter or digit';
 
 /** Principal statuses; only `active` authenticates. */
+/**
+ * Scopes of Mandate's own API. `evaluate`: the AuthZEN API; `policy:read` / `policy:reload`: the policy admin
+ * API; `principals:read` / `principals:write`: the principal registry API.
+ */
+export const MANDATE_API_SCOPES = ['evaluate', 'policy:read', 'policy:reload', 'principals:read', 'principals:write'] as const;
+
 export const PRINCIPAL_STATUSES = ['active', 'suspended', 'quarantined', 'retired'] as const satisfies readonly PrincipalStatus[];
 
 // The SPIFFE ID rules live in spiffe.ts; a workload's ID also needs a path (a bare trust domain names no workload).
@@ -67,6 +73,11 @@ export const PrincipalRegistrationSchema = z
     mode: z.enum(['chat', 'autonomous'], { error: 'chat or autonomous' }).optional(),
     workflows: z.array(z.string().min(1).max(128)).max(256).default([]),
     audiences: z.array(z.url({ error: 'a resource indicator: an absolute URL' }).max(2048)).max(64).default([]),
+    apiScopes: z
+      .array(z.enum(MANDATE_API_SCOPES, { error: `one of: ${MANDATE_API_SCOPES.join(', ')}` }))
+      .max(MANDATE_API_SCOPES.length)
+      .refine((list) => new Set(list).size === list.length, { error: 'each scope at most once' })
+      .default([]),
     credentials: z.array(CredentialSchema).min(1, { error: 'at least one credential: every principal proves itself' }).max(16),
     status: z.enum(PRINCIPAL_STATUSES, { error: PRINCIPAL_STATUSES.join(', ') }).default('active'),
     dpop: z.enum(['required', 'optional'], { error: 'required or optional' }).default('required'),
@@ -74,6 +85,9 @@ export const PrincipalRegistrationSchema = z
   .superRefine((p, ctx) => {
     if (p.kind === 'agent' && p.mode === undefined) ctx.addIssue({ code: 'custom', path: ['mode'], message: 'an agent needs a mode: chat or autonomous' });
     if (p.kind === 'service' && p.mode !== undefined) ctx.addIssue({ code: 'custom', path: ['mode'], message: 'a service has no mode' });
+    if (p.kind === 'agent' && p.apiScopes.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['apiScopes'], message: "only a service may hold scopes of Mandate's own API; an agent acts through mandates for resources" });
+    }
   });
 
 /** A validated registration. */
@@ -103,7 +117,7 @@ export interface SyncResult {
 
 // Status is compared apart: see syncConfiguredPrincipals.
 function sameRegistration(a: RegisteredPrincipal, b: PrincipalRegistration): boolean {
-  const pick = (p: RegisteredPrincipal | PrincipalRegistration) => JSON.stringify([p.name, p.owner, p.mode ?? null, p.workflows, p.audiences, p.credentials, p.dpop]);
+  const pick = (p: RegisteredPrincipal | PrincipalRegistration) => JSON.stringify([p.name, p.owner, p.mode ?? null, p.workflows, p.audiences, p.apiScopes, p.credentials, p.dpop]);
   return pick(a) === pick(b);
 }
 

@@ -84,6 +84,12 @@ export interface RegisteredPrincipal {
   readonly workflows: readonly string[];
   /** Resources (RFC 8707 resource indicators) it may ask mandates for. */
   readonly audiences: readonly string[];
+  /**
+   * Scopes of Mandate's own API (`evaluate`, `policy:read`, `policy:reload`, `principals:read`,
+   * `principals:write`) granted to a service; it obtains them as a `client_credentials` mandate whose audience
+   * is Mandate's issuer identifier. Always empty for agents.
+   */
+  readonly apiScopes: readonly string[];
   readonly credentials: readonly PrincipalCredential[];
   readonly status: PrincipalStatus;
   /** `required`: every mandate it gets is DPoP-bound; `optional`: plain bearer mandates allowed (stock MCP clients). */

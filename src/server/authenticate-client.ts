@@ -1,10 +1,11 @@
 /**
- * Authenticates callers of the decision and admin APIs by a pre-shared bearer credential, checked against the
- * hashes in `authzen.credentials` (src/config/credentials.ts).
- *
- * INTERIM: pre-shared credentials give way to authenticated service principals (`private_key_jwt`, SPIFFE
- * JWT-SVIDs, mTLS) in the next issue; this module is the one place to replace. Until then a credential is a
- * long-lived bearer secret: give each caller its own, with the fewest scopes it needs.
+ * Authenticates callers of the decision and admin APIs. Two ways:
+ * - a mandate issued to a registered service (`client_credentials` with `private_key_jwt` or a JWT-SVID, audience
+ *   = Mandate's issuer identifier, scopes granted by the service's registration), verified by the token service
+ *   (src/tokens/token-node.ts `authenticateApiCaller`) — the way to use;
+ * - DEPRECATED: a pre-shared bearer credential, checked against the hashes in `authzen.credentials`
+ *   (src/config/credentials.ts). A long-lived bearer secret: a warning is logged at every start while any is
+ *   configured. Kept so that existing deployments and the demo's curl lines keep working.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (Authorization Request Header Field)
  */
@@ -61,6 +62,19 @@ export function authenticateBearer(header: string | undefined, credentials: read
     throw new UnauthenticatedError('the credential is not valid', { detail: `no configured credential matches (${credentials.length} configured)` });
   }
   return { id: found.id, scopes: found.scopes ?? DEFAULT_SCOPES };
+}
+
+const BEARER_OR_DPOP = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/**
+ * Whether an `Authorization` header carries a JWT (a mandate issued to a registered service, `Bearer` or `DPoP`)
+ * rather than a pre-shared credential (which is never three dot-separated segments).
+ */
+export function isMandateAuthorization(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const m = BEARER_OR_DPOP.exec(header);
+  if (m === null) return false;
+  return m[1]?.toLowerCase() === 'dpop' || (m[2]?.split('.').length ?? 0) === 3;
 }
 
 /**

@@ -14,7 +14,7 @@ import { registerAdminRoutes } from './admin-routes.ts';
 import { registerPrincipalRoutes } from './principal-routes.ts';
 import { registerOAuthRoutes, type OAuthServerPort } from './oauth-routes.ts';
 import { refusalEvent } from './audit-events.ts';
-import { authenticateBearer, requireScope } from './authenticate-client.ts';
+import { authenticateBearer, isMandateAuthorization, requireScope } from './authenticate-client.ts';
 import { registerAuthzenRoutes } from './authzen-routes.ts';
 import { createClientErrorHandler, createErrorHandler } from './error-handler.ts';
 import { registerHealthRoutes } from './health-routes.ts';
@@ -133,6 +133,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
     metrics,
     limiter,
     publicUrl: options.publicUrl?.replace(/\/+$/, ''),
+    ...(options.oauth === undefined ? {} : { identityReadiness: () => (options.oauth as OAuthServerPort).readiness() }),
     reloadPolicies: (trigger) => reloadPolicies({ engine, policyDir: config.policy.dir, auditLog: decisionLog, logger, clock, ids: options.ids, metrics }, trigger),
   };
 
@@ -170,8 +171,17 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   app.addHook('onRequest', async (request) => {
     const scopes = request.routeOptions.config.scopes;
     if (scopes === undefined) return;
-    const header = request.headers.authorization;
-    const client = authenticateBearer(typeof header === 'string' ? header : undefined, config.authzen.credentials);
+    const raw = request.headers.authorization;
+    const header = typeof raw === 'string' ? raw : undefined;
+    const client =
+      options.oauth !== undefined && header !== undefined && isMandateAuthorization(header)
+        ? await options.oauth.authenticateApiCaller({
+            authorization: header,
+            ...(request.headers.dpop === undefined ? {} : { dpop: request.headers.dpop }),
+            method: request.method,
+            path: request.url.split('?')[0] ?? '/',
+          })
+        : authenticateBearer(header, config.authzen.credentials);
     const state = stateOf(request);
     state.client = client;
     state.clientId = client.id;

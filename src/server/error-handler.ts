@@ -66,6 +66,7 @@ const TITLES: Readonly<Record<string, string>> = {
   ERR_POLICY_NOT_LOADED: 'No policy set loaded',
   ERR_POLICY_ENGINE: 'Policy engine failure',
   ERR_STORE_UNAVAILABLE: 'Store unavailable',
+  ERR_NOT_READY: 'Not ready',
   ERR_INTERNAL: 'Internal server error',
   ERR_CONFLICT: 'Conflict',
   ERR_INVALID_CLIENT: 'Invalid client',

@@ -11,16 +11,16 @@ import type { ServerContext } from './server-context.ts';
 export const HEALTH_PATHS = { healthz: '/healthz', readyz: '/readyz', metrics: '/metrics' } as const;
 
 /** One readiness check. */
-export type ReadinessCheck = { ok: true; version?: string } | { ok: false; reason: string };
+export type ReadinessCheck = { ok: true; version?: string; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
 
 /** The `/readyz` body. */
 export interface ReadinessReport {
   status: 'ready' | 'not_ready';
-  checks: { store: ReadinessCheck; policy: ReadinessCheck };
+  checks: { store: ReadinessCheck; policy: ReadinessCheck; identity?: ReadinessCheck };
 }
 
 /** Runs the readiness checks. */
-export async function checkReadiness(ctx: Pick<ServerContext, 'store' | 'engine'>): Promise<ReadinessReport> {
+export async function checkReadiness(ctx: Pick<ServerContext, 'store' | 'engine' | 'identityReadiness'>): Promise<ReadinessReport> {
   let store: ReadinessCheck;
   try {
     await ctx.store.ping();
@@ -31,7 +31,10 @@ export async function checkReadiness(ctx: Pick<ServerContext, 'store' | 'engine'
   }
   const info = ctx.engine.current();
   const policy: ReadinessCheck = info ? { ok: true, version: info.version } : { ok: false, reason: 'no valid policy set is loaded' };
-  return { status: store.ok && policy.ok ? 'ready' : 'not_ready', checks: { store, policy } };
+  // The token service's identity sources: an IdP whose keys cannot be had refuses its users' tokens.
+  const identity: ReadinessCheck | undefined = ctx.identityReadiness?.();
+  const ready = store.ok && policy.ok && (identity === undefined || identity.ok);
+  return { status: ready ? 'ready' : 'not_ready', checks: { store, policy, ...(identity === undefined ? {} : { identity }) } };
 }
 
 /** Registers `/healthz`, `/readyz` and `/metrics`. */

@@ -39,6 +39,13 @@ export interface OAuthServerPort {
   assertionAlgorithms: readonly string[];
   /** Resources mandates are issued for, for the metadata's scopes. */
   scopes: readonly string[];
+  /**
+   * Authenticates a caller of Mandate's own API (AuthZEN, admin) by a mandate issued to a registered service
+   * (`Authorization: Bearer|DPoP <mandate>`); rejects with `InvalidTokenError` / DPoP errors.
+   */
+  authenticateApiCaller(request: { authorization: string; dpop?: string | readonly string[]; method: string; path: string }): Promise<{ id: string; scopes: readonly string[] }>;
+  /** Readiness of the identity sources (IdP keys, SPIFFE bundles), for `/readyz`. */
+  readiness(): { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
 }
 
 const MAX_FORM_PARAMS = 64;
@@ -85,8 +92,10 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oa
     };
     const dpop = request.headers.dpop;
     if (Array.isArray(dpop)) throw new InvalidRequestError('send exactly one DPoP header');
+    const authorization = request.headers.authorization;
     return {
       ...(typeof dpop === 'string' ? { dpop } : {}),
+      ...(typeof authorization === 'string' ? { authorizationHeader: authorization } : {}),
       method: request.method,
       url: endpoint(path),
       requestId: state.requestId,
@@ -105,6 +114,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oa
       }
     });
     // A JSON body on a form endpoint is a client mistake worth naming, not a generic 415.
+    scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser('application/json', (_request, _payload, done) => {
       done(new UnsupportedMediaTypeError('OAuth endpoints take application/x-www-form-urlencoded parameters (RFC 6749 §3.2), not JSON'), undefined);
     });

@@ -38,6 +38,7 @@ export function principalView(p: PrincipalRecord): Record<string, unknown> {
     ...(p.mode === undefined ? {} : { mode: p.mode }),
     workflows: p.workflows,
     audiences: p.audiences,
+    apiScopes: p.apiScopes,
     credentials: p.credentials,
     status: p.status,
     dpop: p.dpop,

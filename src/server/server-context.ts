@@ -48,6 +48,8 @@ export interface ServerContext {
   metrics: ServerMetrics;
   limiter: TokenBucketLimiter;
   publicUrl: string | undefined;
+  /** Readiness of the identity sources (IdP keys, SPIFFE bundles) when the token service runs. */
+  identityReadiness?: () => { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
   reloadPolicies(trigger: ReloadTrigger): Promise<ReloadOutcome>;
 }
 

@@ -43,6 +43,7 @@ function agent(id: string, overrides: Partial<PrincipalRecord> = {}): PrincipalR
     mode: 'autonomous',
     workflows: ['wf-sales'],
     audiences: ['https://crm.example/mcp'],
+    apiScopes: [],
     credentials: [{ type: 'spiffe', spiffeId: `spiffe://example.org/agents/${id}` }],
     status: 'active',
     dpop: 'required',

@@ -42,6 +42,7 @@ interface PrincipalRow {
   mode: 'chat' | 'autonomous' | null;
   workflows: string;
   audiences: string;
+  api_scopes: string;
   status: PrincipalRecord['status'];
   dpop: PrincipalRecord['dpop'];
   source: PrincipalRecord['source'];
@@ -137,6 +138,7 @@ function principalFrom(r: PrincipalRow, creds: readonly CredentialRow[]): Princi
     ...(r.mode === null ? {} : { mode: r.mode }),
     workflows: JSON.parse(r.workflows) as string[],
     audiences: JSON.parse(r.audiences) as string[],
+    apiScopes: JSON.parse(r.api_scopes) as string[],
     credentials: credentialsFrom(creds),
     status: r.status,
     dpop: r.dpop,
@@ -184,11 +186,11 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
     principalGet: db.prepare<[string], PrincipalRow>('SELECT * FROM principals WHERE id = ?'),
     principalList: db.prepare<[], PrincipalRow>('SELECT * FROM principals ORDER BY id'),
     principalInsert: db.prepare(
-      `INSERT INTO principals (id, kind, name, owner, mode, workflows, audiences, status, dpop, source, created_at, updated_at, last_used_at)
-       VALUES (@id, @kind, @name, @owner, @mode, @workflows, @audiences, @status, @dpop, @source, @created_at, @updated_at, @last_used_at)`,
+      `INSERT INTO principals (id, kind, name, owner, mode, workflows, audiences, api_scopes, status, dpop, source, created_at, updated_at, last_used_at)
+       VALUES (@id, @kind, @name, @owner, @mode, @workflows, @audiences, @api_scopes, @status, @dpop, @source, @created_at, @updated_at, @last_used_at)`,
     ),
     principalUpdate: db.prepare(
-      `UPDATE principals SET name = @name, owner = @owner, mode = @mode, workflows = @workflows, audiences = @audiences,
+      `UPDATE principals SET name = @name, owner = @owner, mode = @mode, workflows = @workflows, audiences = @audiences, api_scopes = @api_scopes,
          status = @status, dpop = @dpop, source = @source, updated_at = @updated_at WHERE id = @id`,
     ),
     principalTouch: db.prepare<[number, string, number]>('UPDATE principals SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)'),
@@ -257,6 +259,7 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
       mode: p.mode ?? null,
       workflows: JSON.stringify(p.workflows),
       audiences: JSON.stringify(p.audiences),
+      api_scopes: JSON.stringify(p.apiScopes),
       status: p.status,
       dpop: p.dpop,
       source: p.source,
@@ -279,6 +282,7 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
       mode: mode ?? null,
       workflows: JSON.stringify(patch.workflows ?? current.workflows),
       audiences: JSON.stringify(patch.audiences ?? current.audiences),
+      api_scopes: JSON.stringify(patch.apiScopes ?? current.apiScopes),
       status: patch.status ?? current.status,
       dpop: patch.dpop ?? current.dpop,
       source: patch.source ?? current.source,

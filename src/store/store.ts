@@ -72,6 +72,7 @@ export interface PrincipalPatch {
   mode?: 'chat' | 'autonomous';
   workflows?: readonly string[];
   audiences?: readonly string[];
+  apiScopes?: readonly string[];
   credentials?: readonly PrincipalCredential[];
   status?: RegisteredPrincipal['status'];
   dpop?: RegisteredPrincipal['dpop'];

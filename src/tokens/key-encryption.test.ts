@@ -12,6 +12,7 @@ import {
   KekMismatchError,
   KekMissingError,
   decryptPrivateJwk,
+  deriveKekSecret,
   encryptPrivateJwk,
   generateKek,
   kekFromBase64url,
@@ -230,4 +231,19 @@ test('altered or malformed ciphertexts are refused with ERR_ENCRYPTED_KEY_INVALI
 test('an object that is not a loaded KEK is a programming error', async () => {
   const fake = { fingerprint: 'kek-x', source: 'fake' };
   await assert.rejects(encryptPrivateJwk(fake, 'kid', {}), TypeError);
+});
+
+test('deriveKekSecret: the same KEK and label give the same 32 bytes on every node; labels and KEKs separate', async () => {
+  const text = generateKek();
+  const a = await kekFromBase64url(text, 'node a');
+  const b = await kekFromBase64url(text, 'node b');
+  const other = await kekFromBase64url(generateKek(), 'other');
+  const sa = await deriveKekSecret(a, 'dpop-nonce-v1');
+  assert.equal(sa.length, 32);
+  assert.deepEqual(await deriveKekSecret(b, 'dpop-nonce-v1'), sa);
+  assert.notDeepEqual(await deriveKekSecret(a, 'another-purpose'), sa);
+  assert.notDeepEqual(await deriveKekSecret(other, 'dpop-nonce-v1'), sa);
+  assert.notDeepEqual(Buffer.from(sa).toString('base64url'), text, 'never the KEK itself');
+  await assert.rejects(deriveKekSecret(a, ''), TypeError);
+  await assert.rejects(deriveKekSecret({ fingerprint: 'x', source: 'forged' }, 'l'), TypeError);
 });

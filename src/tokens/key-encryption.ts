@@ -78,6 +78,8 @@ export interface Kek {
 }
 
 const kekKeys = new WeakMap<Kek, CryptoKey>();
+/** The same 32 bytes imported as an HKDF base key, for secrets derived from the KEK (never the KEK itself). */
+const kekDerivationKeys = new WeakMap<Kek, CryptoKey>();
 
 function cryptoKeyOf(kek: Kek): CryptoKey {
   const key = kekKeys.get(kek);
@@ -123,9 +125,11 @@ export async function kekFromBase64url(text: string, source: string): Promise<Ke
   }
   const fingerprint = fingerprintOf(bytes);
   const key = await webcrypto.subtle.importKey('raw', bytes, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+  const derivation = await webcrypto.subtle.importKey('raw', bytes, 'HKDF', false, ['deriveBits']);
   bytes.fill(0);
   const kek: Kek = Object.freeze({ fingerprint, source });
   kekKeys.set(kek, key as unknown as CryptoKey);
+  kekDerivationKeys.set(kek, derivation as unknown as CryptoKey);
   return kek;
 }
 
@@ -189,6 +193,23 @@ async function readKekFile(path: string): Promise<string> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Derives a 32-byte secret from the KEK for one purpose (HKDF-SHA-256, RFC 5869), e.g. the DPoP nonce HMAC key
+ * that every node of a deployment must share. Different labels give independent secrets; none reveals the KEK.
+ * @example const nonceSecret = await deriveKekSecret(kek, 'dpop-nonce-v1');
+ */
+export async function deriveKekSecret(kek: Kek, label: string): Promise<Uint8Array> {
+  const base = kekDerivationKeys.get(kek);
+  if (base === undefined) throw new TypeError('not a Kek: load one with loadKek() or kekFromBase64url()');
+  if (typeof label !== 'string' || label === '') throw new TypeError('deriveKekSecret: label must be a non-empty string');
+  const bits = await webcrypto.subtle.deriveBits(
+    { name: 'HKDF', hash: 'SHA-256', salt: new TextEncoder().encode('mandate-kek-derive-v1'), info: new TextEncoder().encode(label) },
+    base as unknown as webcrypto.CryptoKey,
+    256,
+  );
+  return new Uint8Array(bits);
 }
 
 /**

@@ -45,6 +45,8 @@ export type OAuthForm = Readonly<Record<string, string>>;
 export interface OAuthRequestContext {
   /** The `DPoP` header, when present. */
   dpop?: string;
+  /** The `Authorization` header, when present (only `Basic` counts as client authentication). */
+  authorizationHeader?: string;
   /** The request's method and full URL, for the DPoP proof's `htm`/`htu`. */
   method: string;
   url: string;
@@ -93,6 +95,11 @@ export interface TokenServiceDeps {
   clock: Clock;
   ids?: IdGenerator;
   settings: TokenSettings;
+  /**
+   * Scopes of Mandate's own API. A registered service asks for them with `client_credentials` and
+   * `resource` = the issuer identifier; it gets those its registration grants (`apiScopes`), never more.
+   */
+  apiScopes?: readonly string[];
 }
 
 /** Token lifetimes and limits (the `tokens` configuration section). */
@@ -392,6 +399,17 @@ export function createTokenService(deps: TokenServiceDeps) {
     });
   };
 
+  /** Mandate's own API as the target: the scopes the service's registration grants, nothing else. */
+  const apiScopeVerdicts = (client: AuthenticatedClient, requested: readonly string[]): ScopeVerdict[] => {
+    if (client.kind !== 'service') throw new UnauthorizedClientError("only a registered service may obtain tokens for Mandate's own API");
+    const known = deps.apiScopes ?? [];
+    return requested.map((scope) => {
+      if (!known.includes(scope)) return { scope, granted: false, reason: "not a scope of Mandate's API", decisionIds: [] };
+      if (!client.principal.apiScopes.includes(scope)) return { scope, granted: false, reason: `not granted to ${client.principal.id} by its registration`, decisionIds: [] };
+      return { scope, granted: true, decisionIds: [] };
+    });
+  };
+
   /** `client_credentials`: machine-only work, no user behind the token. */
   const clientCredentials = async (form: OAuthForm, client: AuthenticatedClient, ctx: OAuthRequestContext): Promise<TokenResponse> => {
     let requested: string[];
@@ -401,13 +419,17 @@ export function createTokenService(deps: TokenServiceDeps) {
       throw new InvalidScopeError((err as Error).message);
     }
     if (requested.length === 0) throw new InvalidScopeError('ask for the scopes you need with the scope parameter; none are granted by default');
-    const resource = findResource(form, client);
+    const target = oneParam(form, 'resource') ?? oneParam(form, 'audience');
+    const forApi = deps.apiScopes !== undefined && target !== undefined && target.replace(/\/+$/, '') === deps.issuer() && (oneParam(form, 'resource') ?? target) === (oneParam(form, 'audience') ?? target);
+    const resource: ResourceConfig = forApi ? { uri: deps.issuer(), scopes: {} } : findResource(form, client);
     const jkt = await bindDpop(client, ctx);
-    const verdicts = decideScopes(deps.engine, resource, requested, {
-      principal: entityOfPrincipal(client.principal),
-      actors: [],
-      entities: [principalEntity(client.principal)],
-    });
+    const verdicts = forApi
+      ? apiScopeVerdicts(client, requested)
+      : decideScopes(deps.engine, resource, requested, {
+          principal: entityOfPrincipal(client.principal),
+          actors: [],
+          entities: [principalEntity(client.principal)],
+        });
     const granted = verdicts.filter((v) => v.granted).map((v) => v.scope);
     if (granted.length === 0) throw new InvalidScopeError(`policy grants none of the requested scopes: ${summarise(verdicts)}`);
     const iat = nowSeconds();

@@ -124,4 +124,12 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX issued_tokens_task ON issued_tokens (task_id) WHERE task_id IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'principal_api_scopes',
+    sql: `
+      -- Scopes of Mandate's own API (evaluate, policy:*, principals:*) granted to a registered service.
+      ALTER TABLE principals ADD COLUMN api_scopes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(api_scopes));
+    `,
+  },
 ];

@@ -1,0 +1,329 @@
+/**
+ * Assembles the token service of a running node from its configuration: the key-encryption key and the signing
+ * keys, the guarded outbound fetch, the trusted user IdPs, the SPIFFE bundles, the client authenticator, the DPoP
+ * verifier (nonces keyed by a secret derived from the KEK, so every node of a deployment accepts every node's
+ * nonces), and the authentication of Mandate's own API callers by the mandates issued to registered services.
+ *
+ * Everything here fails closed: a missing or wrong KEK stops the node at start; an unreachable IdP or bundle
+ * refuses its tokens and shows on `/readyz`; an unknown key, principal or credential is refused.
+ */
+import type { Logger } from 'pino';
+import type { MandateConfig } from '../config/config-schema.ts';
+import { createAuditEvent, type NewAuditEventV1 } from '../audit/audit-event.ts';
+import {
+  ConfigInvalidError,
+  InvalidClientError,
+  InvalidDpopProofError,
+  InvalidGrantError,
+  InvalidTokenError,
+  NotReadyError,
+} from '../core/errors.ts';
+import type { Clock } from '../core/ports.ts';
+import {
+  createClientAuthenticator,
+  JWT_BEARER_ASSERTION_TYPE,
+  JWT_SPIFFE_ASSERTION_TYPE,
+  type ClientAuthenticator,
+  type KeyCredential,
+} from '../identity/client-assertion.ts';
+import { createDpopVerifier, type DpopVerifier } from '../identity/dpop.ts';
+import { createRemoteKeySource, createStaticKeySource } from '../identity/key-sources.ts';
+import { createUserAuthenticator, type UserAuthenticator } from '../identity/oidc-users.ts';
+import { createFetchJson } from '../identity/outbound.ts';
+import { MANDATE_API_SCOPES, principalLookup } from '../identity/registry.ts';
+import { createBundleSource, type SpiffeBundleSource } from '../identity/spiffe.ts';
+import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
+import { workloadConfigWarnings } from '../identity/workload-config.ts';
+import type { DecisionPoint } from '../policy/types.ts';
+import type { Store } from '../store/store.ts';
+import { deriveKekSecret, loadKek } from './key-encryption.ts';
+import { parseScope } from './mandate-claims.ts';
+import { createKeyManager, overlapForTokenLifetime, type KeyManager, type SigningKeyChange } from './signing-keys.ts';
+import { createTokenService, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, type OAuthRequestContext, type TokenService } from './token-service.ts';
+
+/** Verifiers accept this much clock difference on mandates Mandate itself issued (seconds). */
+export const MANDATE_CLOCK_TOLERANCE_SECONDS = 5;
+
+/** A `/readyz` check (same shape as src/server/health-routes.ts `ReadinessCheck`). */
+export type TokenReadinessCheck = { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
+
+/** The caller of Mandate's own API, authenticated by a mandate issued to a registered service. */
+export interface ApiCaller {
+  readonly id: string;
+  readonly scopes: readonly string[];
+}
+
+/** What the HTTP layer passes to authenticate an API caller. */
+export interface ApiRequest {
+  /** The `Authorization` header (`Bearer <mandate>` or `DPoP <mandate>`). */
+  readonly authorization: string;
+  /** The `DPoP` header, if any. */
+  readonly dpop?: string | readonly string[];
+  readonly method: string;
+  /** The path of the request (the URL is built from the issuer, never from the Host header). */
+  readonly path: string;
+}
+
+/** The parts of a node's token service the server and the CLI use. */
+export interface TokenNode {
+  /** The issuer identifier (throws before the node knows its URL). */
+  issuer(): string;
+  /** Called once the server listens, with its URL (the issuer when `tokens.issuer` is not configured). */
+  setListenUrl(url: string): void;
+  readonly service: TokenService;
+  readonly keys: KeyManager;
+  readonly dpop: DpopVerifier;
+  readonly assertionAlgorithms: readonly string[];
+  readonly scopes: readonly string[];
+  /** Authenticates a caller of Mandate's own API by its mandate (audience = the issuer identifier). */
+  authenticateApiCaller(request: ApiRequest): Promise<ApiCaller>;
+  /** Identity and key readiness, for `/readyz`. */
+  readiness(): TokenReadinessCheck;
+  /** Warnings the operator must see at every start (weakened defaults). */
+  readonly warnings: readonly string[];
+}
+
+/** Options of {@link startTokenNode}. */
+export interface TokenNodeOptions {
+  readonly config: Pick<MandateConfig, 'server' | 'identity' | 'tokens' | 'resources' | 'spiffe' | 'dpop' | 'clientAuth'>;
+  readonly store: Pick<Store, 'principals' | 'signingKeys' | 'tokens' | 'replay'>;
+  readonly engine: DecisionPoint;
+  readonly clock: Clock;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly logger: Logger;
+  /** Replaces the guarded fetch (tests that need a resolver); default: `createFetchJson(config.identity.outbound)`. */
+  readonly fetchJson?: FetchJson;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+const MAX_CACHED_KEY_SOURCES = 10_000;
+const BEARER_OR_DPOP = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+function keyEvent(change: SigningKeyChange, clock: Clock): NewAuditEventV1 {
+  return createAuditEvent(
+    {
+      type: 'admin',
+      outcome: 'success',
+      actor: change.by ?? 'mandate',
+      resource: `signing-key:${change.kid}`,
+      data: {
+        operation: `keys.${change.action}`,
+        kid: change.kid,
+        alg: change.alg,
+        reason: change.reason,
+        ...(change.retireAt === undefined ? {} : { retireAt: new Date(change.retireAt).toISOString() }),
+      },
+    },
+    { clock },
+  );
+}
+
+/**
+ * Starts the token service of a node: loads the KEK (rejects with the KEK errors when it is missing, malformed or
+ * not the one that sealed the store), makes sure a signing key exists, starts the IdP key caches and bundles.
+ */
+export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNode> {
+  const { config, store, engine, clock, logger } = options;
+  const configuredIssuer = config.tokens.issuer?.replace(/\/+$/, '');
+  if (configuredIssuer === undefined && !LOOPBACK_HOSTS.has(config.server.host)) {
+    throw new ConfigInvalidError(
+      `tokens.issuer is required when server.host (${config.server.host}) is not a loopback address: set it to Mandate's public base URL, e.g. https://mandate.example.com`,
+    );
+  }
+  let listenUrl: string | undefined;
+  const issuer = (): string => {
+    const value = configuredIssuer ?? listenUrl;
+    if (value === undefined) throw new NotReadyError('the token service is starting; retry shortly');
+    return value;
+  };
+
+  const kek = await loadKek({ env: options.env, ...(config.tokens.kekFile === undefined ? {} : { kekFile: config.tokens.kekFile }) });
+  const keys = createKeyManager({
+    store: store.signingKeys,
+    kek,
+    clock,
+    alg: config.tokens.signingAlgorithm,
+    overlapMs: overlapForTokenLifetime(config.tokens.maxLifetimeSeconds, MANDATE_CLOCK_TOLERANCE_SECONDS),
+    auditEvent: (change) => keyEvent(change, clock),
+  });
+  await keys.ensureActiveKey();
+
+  const fetchJson = options.fetchJson ?? createFetchJson(config.identity.outbound);
+  const users: UserAuthenticator = createUserAuthenticator({ issuers: config.identity.issuers, fetchJson, clock });
+  await users.start();
+
+  const bundles = new Map<string, SpiffeBundleSource>();
+  for (const td of config.spiffe.trustDomains) {
+    const source = createBundleSource({
+      trustDomain: td.trustDomain,
+      ...(td.bundleUrl === undefined ? {} : { url: td.bundleUrl, fetchJson }),
+      ...(td.bundleFile === undefined ? {} : { file: td.bundleFile }),
+      ...(td.bundle === undefined ? {} : { bundle: td.bundle }),
+      clock,
+      defaultRefreshSeconds: config.spiffe.defaultRefreshSeconds,
+      maxStaleSeconds: config.spiffe.maxStaleSeconds,
+    });
+    // An unreachable bundle does not stop the node: its SVIDs fail closed and /readyz says why.
+    await source.refresh().catch((err: unknown) => logger.warn({ trustDomain: td.trustDomain, err: err instanceof Error ? err.message : String(err) }, 'SPIFFE bundle not loaded'));
+    bundles.set(td.trustDomain, source);
+  }
+
+  // One key source per registered credential, rebuilt when the registration changes (the key is its content).
+  const keySources = new Map<string, KeySource>();
+  const keySourceFor = (credential: KeyCredential, principal: RegisteredPrincipal): KeySource => {
+    const cacheKey = `${principal.id}\n${JSON.stringify(credential)}`;
+    const cached = keySources.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const source =
+      credential.type === 'jwks'
+        ? createStaticKeySource(credential.jwks, { source: `registered keys of ${principal.id}` })
+        : createRemoteKeySource({ url: credential.uri, fetchJson, clock });
+    if (keySources.size >= MAX_CACHED_KEY_SOURCES) keySources.delete(keySources.keys().next().value as string);
+    keySources.set(cacheKey, source);
+    return source;
+  };
+
+  const principals: PrincipalLookup = principalLookup(store.principals);
+  let clients: ClientAuthenticator | undefined;
+  const clientAuthenticator = (): ClientAuthenticator => {
+    clients ??= createClientAuthenticator({
+      issuer: issuer(),
+      tokenEndpoint: `${issuer()}/oauth/token`,
+      principals,
+      replay: store.replay,
+      keySourceFor,
+      ...(bundles.size > 0 ? { spiffe: { bundles } } : {}),
+      clock,
+      maxAssertionLifetimeSeconds: config.clientAuth.maxAssertionLifetimeSeconds,
+      clockToleranceSeconds: config.clientAuth.clockToleranceSeconds,
+      algorithms: config.clientAuth.algorithms,
+    });
+    return clients;
+  };
+
+  const dpop = createDpopVerifier({
+    replay: store.replay,
+    clock,
+    algorithms: config.dpop.algorithms,
+    maxAgeSeconds: config.dpop.maxAgeSeconds,
+    skewSeconds: config.dpop.skewSeconds,
+    ...(config.dpop.nonce === 'off'
+      ? {}
+      : { nonce: { secret: await deriveKekSecret(kek, 'dpop-nonce-v1'), windowSeconds: config.dpop.nonceWindowSeconds, required: true } }),
+  });
+
+  const touch = (client: AuthenticatedClient) =>
+    store.principals.touch(client.principal.id, clock.now()).catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err), principal: client.principal.id }, 'could not record last use'));
+
+  const service = createTokenService({
+    issuer,
+    async authenticateClient(form, ctx: OAuthRequestContext) {
+      const client = await clientAuthenticator().authenticate(form, ctx.authorizationHeader === undefined ? {} : { authorizationHeader: ctx.authorizationHeader });
+      await touch(client);
+      return client;
+    },
+    authenticateUser: (token) => users.authenticate(token),
+    async verifyActorToken(token, tokenType) {
+      if (tokenType !== TOKEN_TYPE_JWT && tokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
+        throw new InvalidGrantError(`actor_token_type must be ${TOKEN_TYPE_JWT} (a JWT-SVID or a signed assertion of the agent)`);
+      }
+      // The actor token is the agent's own proof: a JWT-SVID, or a JWT signed with its registered key and shaped
+      // like a client assertion (iss = sub = its id, aud = this issuer, single-use jti).
+      let spiffe: boolean;
+      try {
+        const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
+        spiffe = typeof payload.sub === 'string' && payload.sub.startsWith('spiffe://');
+      } catch {
+        throw new InvalidGrantError('the actor_token is not a JWT');
+      }
+      try {
+        const actor = await clientAuthenticator().authenticate({
+          client_assertion_type: spiffe ? JWT_SPIFFE_ASSERTION_TYPE : JWT_BEARER_ASSERTION_TYPE,
+          client_assertion: token,
+        });
+        return { principalId: actor.principal.id, ...(actor.expiresAt === undefined ? {} : { expiresAt: actor.expiresAt }) };
+      } catch (err) {
+        if (err instanceof InvalidClientError) {
+          throw new InvalidGrantError(`the actor_token was refused: ${err.description}`, { cause: err, ...(err.detail === undefined ? {} : { detail: err.detail }) });
+        }
+        throw err;
+      }
+    },
+    verifyDpop: (proof, ctx) => dpop.verify(proof, { method: ctx.method, url: ctx.url, site: 'token' }),
+    keys,
+    tokens: store.tokens,
+    principals,
+    engine,
+    resources: config.resources,
+    clock,
+    settings: {
+      lifetimeSeconds: config.tokens.lifetimeSeconds,
+      maxLifetimeSeconds: config.tokens.maxLifetimeSeconds,
+      maxDelegationDepth: config.tokens.maxDelegationDepth,
+    },
+    apiScopes: MANDATE_API_SCOPES,
+  });
+
+  const refuseToken = (description: string, detail?: string) =>
+    new InvalidTokenError(description, { ...(detail === undefined ? {} : { detail }), scheme: 'Bearer' });
+
+  const authenticateApiCaller = async (request: ApiRequest): Promise<ApiCaller> => {
+    const m = BEARER_OR_DPOP.exec(request.authorization);
+    if (m === null) throw refuseToken('the Authorization header must be "Bearer <mandate>" or "DPoP <mandate>"');
+    const scheme = (m[1] as string).toLowerCase();
+    const token = m[2] as string;
+    let verified;
+    try {
+      verified = await service.verifyMandate(token);
+    } catch (err) {
+      if (err instanceof InvalidGrantError) throw refuseToken('the access token is not valid here: expired, revoked, altered or not issued by this server', err.detail ?? err.description);
+      throw err;
+    }
+    const { claims } = verified;
+    if (claims.aud !== issuer()) throw refuseToken(`the access token is for ${String(claims.aud).slice(0, 200)}, not for this server's API (${issuer()})`);
+    if (claims.on_behalf_of !== 'none') throw refuseToken("a mandate issued for a user cannot call Mandate's own API; services use client_credentials");
+    const principal = await principals.byId(claims.client_id);
+    if (principal === undefined || principal.kind !== 'service' || principal.status !== 'active') {
+      throw refuseToken(`client ${claims.client_id} is not an active registered service`);
+    }
+    if (claims.cnf?.jkt !== undefined) {
+      if (scheme !== 'dpop') throw new InvalidDpopProofError('this access token is DPoP-bound: send it as "Authorization: DPoP <token>" with a DPoP proof', { site: 'resource' });
+      await dpop.verify(request.dpop, { method: request.method, url: `${issuer()}${request.path}`, accessToken: token, expectedJkt: claims.cnf.jkt, site: 'resource' });
+    } else if (scheme === 'dpop') {
+      throw refuseToken('this access token is not DPoP-bound: send it as "Authorization: Bearer <token>"');
+    }
+    const granted = parseScope(claims.scope).filter((s) => (MANDATE_API_SCOPES as readonly string[]).includes(s) && principal.apiScopes.includes(s));
+    return { id: principal.id, scopes: granted };
+  };
+
+  const userStatuses = (): KeySourceStatus[] => users.status();
+  const readiness = (): TokenReadinessCheck => {
+    const sources = [...userStatuses(), ...[...bundles.values()].map((b) => b.status())];
+    const failed = sources.filter((s) => s.state === 'failed');
+    const detail = sources.map((s) => ({ source: s.source, state: s.state, ...(s.reason === undefined ? {} : { reason: s.reason }) }));
+    if (failed.length > 0) {
+      return { ok: false, reason: `keys unavailable from ${failed.map((s) => s.source).join(', ')}: tokens they sign are refused`, detail };
+    }
+    return { ok: true, detail };
+  };
+
+  const warnings = [...workloadConfigWarnings({ clientAuth: config.clientAuth, spiffe: config.spiffe })];
+  if (config.clientAuth.allowSharedSecrets) {
+    warnings.push('clientAuth.allowSharedSecrets has no effect yet: no shared-secret credential can be registered, so shared-secret client authentication is still refused.');
+  }
+
+  return {
+    issuer,
+    setListenUrl(url) {
+      listenUrl = url.replace(/\/+$/, '');
+    },
+    service,
+    keys,
+    dpop,
+    assertionAlgorithms: config.clientAuth.algorithms,
+    scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
+    authenticateApiCaller,
+    readiness,
+    warnings,
+  };
+}
