@@ -135,6 +135,12 @@ test('agents add refuses a credential another principal holds, and a taken id: e
     assert.equal(taken.code, 1);
     assert.match(taken.stderr, /^mandate agents add: ERR_CONFLICT: a principal with id bot-a is already registered \(agent, active, source api\); nothing was written$/m);
 
+    // The same refusal for a JSON registration on standard input.
+    const json = JSON.stringify({ id: 'bot-e', name: 'E', owner: 'o', mode: 'chat', credentials: [{ type: 'jwks', jwks: { keys: [jwk] } }] });
+    const stdin = await fx.run(['agents', 'add', '--file', '-'], { stdin: json });
+    assert.equal(stdin.code, 1);
+    assert.match(stdin.stderr, /ERR_CONFLICT: the public key sha256:\S+ is already registered to bot-a/);
+
     const list = JSON.parse((await fx.run(['agents', 'list', '--json'])).stdout) as { principals: Array<{ id: string }> };
     assert.deepEqual(list.principals.map((p) => p.id), ['bot-a', 'bot-c']);
     assert.equal((await fx.auditEvents()).length, before + 1);
