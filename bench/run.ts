@@ -1,29 +1,39 @@
 /**
  * `npm run bench`: every benchmark prints Mandate's figure beside a baseline measured in the same run.
  * Flags: --quick (fewer iterations, shorter load), --json (machine-readable output),
- * --only decisions|http (one of the two benchmarks).
+ * --only decisions|http|tokens (one of the benchmarks).
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { benchDecisions } from './decision.ts';
 import { benchHttp } from './http.ts';
+import { benchTokens, type TokenBenchResult, type TokenHttpResult } from './tokens.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } } });
-if (values.only !== undefined && values.only !== 'decisions' && values.only !== 'http') {
-  console.error(`--only: found "${values.only}", expected "decisions" or "http"`);
+const GROUPS = ['decisions', 'http', 'tokens'] as const;
+if (values.only !== undefined && !(GROUPS as readonly string[]).includes(values.only)) {
+  console.error(`--only: found "${values.only}", expected one of: ${GROUPS.join(', ')}`);
   process.exit(2);
 }
+const runs = (group: (typeof GROUPS)[number]) => values.only === undefined || values.only === group;
 const iterations = values.quick ? 3_000 : 20_000;
 const durationSeconds = values.quick ? 3 : 10;
 
 const env = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() };
-const decisions = values.only === 'http' ? [] : await benchDecisions([[10, 2], [10, 10], [100, 2], [100, 10], [1000, 10]], iterations);
-const http = values.only === 'decisions' ? { targets: [], ratio: 'not measured (--only decisions)' } : await benchHttp(durationSeconds);
+const decisions = runs('decisions') ? await benchDecisions([[10, 2], [10, 10], [100, 2], [100, 10], [1000, 10]], iterations) : [];
+const http = runs('http') ? await benchHttp(durationSeconds) : { targets: [], ratio: `not measured (--only ${values.only})` };
+const tokens = runs('tokens') ? await benchTokens(durationSeconds, values.quick ? 2_000 : 10_000) : undefined;
 
 if (values.json) {
-  console.log(JSON.stringify({ env, decisions, http }, null, 2));
+  console.log(JSON.stringify({ env, decisions, http, tokens }, null, 2));
 } else {
   console.log(`# Mandate benchmarks — ${env.date}\nNode ${env.node}, ${env.cpus} × ${env.cpu}\n`);
+  if (runs('decisions')) printDecisions();
+  if (runs('http')) printHttp();
+  if (tokens !== undefined) printTokens(tokens);
+}
+
+function printDecisions(): void {
   console.log('## In-process decision latency (µs)\n');
   console.log('Baseline: raw cedar-wasm `statefulIsAuthorized` on the same request. "reference" is Mandate deciding with cedar-wasm');
   console.log('(ratio = its p50 ÷ raw p50); "compiled" is Mandate\'s default engine (speed-up = raw p50 ÷ compiled p50).\n');
@@ -32,9 +42,35 @@ if (values.json) {
   for (const r of decisions) {
     console.log(`| ${r.policies} | ${r.entities} | ${r.raw.p50Micros} | ${r.raw.p99Micros} | ${r.raw.opsPerSecond} | ${r.mandate.p50Micros} | ${r.mandate.p99Micros} | ${r.p50Ratio} | ${r.compiled.p50Micros} | ${r.compiled.p99Micros} | ${r.compiled.opsPerSecond} | ${r.speedup} |`);
   }
+}
+
+function printHttp(): void {
   console.log('\n## HTTP throughput (autocannon, separate server process; ratio = AuthZEN req/s ÷ bare node:http req/s)\n');
   console.log('| target | req/s | p50 ms | p99 ms | errors | non-2xx |');
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const t of http.targets) console.log(`| ${t.name} | ${t.requestsPerSecond} | ${t.p50Ms} | ${t.p99Ms} | ${t.errors} | ${t.non2xx} |`);
   console.log(`\nratio: ${http.ratio}`);
+}
+
+function printTokens(t: TokenBenchResult): void {
+  const row = (r: TokenHttpResult) => `| ${r.name} | ${r.requestsPerSecond} | ${r.p50Ms} | ${r.p99Ms} | ${r.ok} | ${r.errors} | ${r.non2xx} | ${r.poolExhausted} |`;
+  const head = '| target | req/s (2xx) | p50 ms | p99 ms | 2xx | errors | non-2xx | pool exhausted |\n|---|---:|---:|---:|---:|---:|---:|---:|';
+  console.log(`\n## Token service (${t.load}; ${t.rounds} alternating rounds per comparison)\n`);
+  console.log('### Issuance over HTTP: client_credentials + private_key_jwt, one pre-signed assertion per request\n');
+  console.log('Baseline: oidc-provider (certified OAuth server), same grant, same client authentication, EdDSA JWT access token for one resource indicator.\n');
+  console.log(head);
+  console.log(row(t.issuance.oidcProvider));
+  console.log(row(t.issuance.mandate));
+  console.log(`\nratio (Mandate ÷ oidc-provider): throughput ${t.issuance.ratio}, p50 latency ${t.issuance.p50Ratio}`);
+  console.log('\n### Token exchange over HTTP (Mandate only: oidc-provider has no RFC 8693 grant; reference = Mandate client_credentials)\n');
+  console.log(head);
+  console.log(row(t.exchange.clientCredentials));
+  console.log(row(t.exchange.exchange));
+  console.log(row(t.exchange.exchangeDpop));
+  console.log(`\nratio (÷ client_credentials req/s): exchange ${t.exchange.ratio}, exchange + DPoP ${t.exchange.dpopRatio}`);
+  const v = t.verification;
+  console.log(`\n### Verifying a mandate in-process (µs; ${v.tokensInStore} issued tokens in the store)\n`);
+  console.log('| operation | p50 | p99 | mean | ops/s |\n|---|---:|---:|---:|---:|');
+  for (const r of [v.raw, v.mandate, v.store]) console.log(`| ${r.name} | ${r.p50Micros} | ${r.p99Micros} | ${r.meanMicros} | ${r.opsPerSecond} |`);
+  console.log(`\nratio (verifyMandate p50 ÷ jose.jwtVerify p50): ${v.ratio}; the store lookup is ${v.storeShare} of verifyMandate's p50`);
 }
