@@ -7,43 +7,27 @@
  * commands give it a stand-in KEK that cannot encrypt or decrypt anything (any attempt is a programming mistake
  * and fails, it never signs).
  */
-import { createAuditEvent, type NewAuditEventV1 } from '../audit/audit-event.ts';
+import type { NewAuditEventV1 } from '../audit/audit-event.ts';
+import { signingKeyEvent } from '../tokens/key-audit.ts';
+import { MANDATE_CLOCK_TOLERANCE_SECONDS } from '../tokens/mandate-claims.ts';
 import type { MandateConfig } from '../config/index.ts';
 import { systemClock } from '../core/ports.ts';
 import type { Store } from '../store/store.ts';
 import type { Kek } from '../tokens/key-encryption.ts';
 import { createKeyManager, overlapForTokenLifetime, type KeyManager, type SigningKeyChange } from '../tokens/signing-keys.ts';
 
-/** Clock tolerance of verifiers added to the overlap, in seconds (the token service's default). */
-export const VERIFIER_CLOCK_TOLERANCE_SECONDS = 5;
+/** Clock tolerance of verifiers added to the overlap, in seconds (the token service's). */
+export const VERIFIER_CLOCK_TOLERANCE_SECONDS = MANDATE_CLOCK_TOLERANCE_SECONDS;
 
 /** Not a loaded KEK: encryptPrivateJwk/decryptPrivateJwk refuse it (TypeError), so nothing can be signed with it. */
 const PUBLIC_ONLY_KEK: Kek = Object.freeze({ fingerprint: 'kek-not-loaded', source: 'none (public keys only)' });
 
 /**
- * The audit event of one signing key change, shaped as the token node writes its own (src/tokens/token-node.ts):
- * type `admin`, resource `signing-key:<kid>`, `data.operation` = `keys.<action>`; public facts only, never key
- * material, and `source: cli` so that a change made from the command line is told from a node's.
+ * The audit event of one signing key change made from the command line (`source: cli`).
  * @param actor who caused it, e.g. `cli:alice`
  */
 export function keyChangeEvent(change: SigningKeyChange, actor: string): NewAuditEventV1 {
-  return createAuditEvent(
-    {
-      type: 'admin',
-      outcome: 'success',
-      actor,
-      resource: `signing-key:${change.kid}`,
-      data: {
-        operation: `keys.${change.action}`,
-        kid: change.kid,
-        alg: change.alg,
-        reason: change.reason,
-        ...(change.retireAt === undefined ? {} : { retireAt: new Date(change.retireAt).toISOString() }),
-        source: 'cli',
-      },
-    },
-    { clock: systemClock },
-  );
+  return signingKeyEvent(change, systemClock, { actor, source: 'cli' });
 }
 
 /**

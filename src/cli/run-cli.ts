@@ -6,6 +6,7 @@
  * Exit statuses: 0 ok, 1 failure (or a negative answer where the command documents one), 2 usage error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { looksLikeJwt } from '../audit/audit-event.ts';
 import { isMandateError } from '../core/errors.ts';
 import { CliUsageError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliArgs, type CliCommand, type CliIo } from './command.ts';
 
@@ -140,7 +141,9 @@ export function parseCommandArgs(path: readonly string[], cmd: CliCommand, args:
   }
   const max = cmd.positionals.length;
   if (parsed.positionals.length > max) {
-    const extra = parsed.positionals.slice(max).map((p) => JSON.stringify(p)).join(', ');
+    // A stray argument may be a token or a secret pasted twice: never echo a JWT, and never a long value whole.
+    const shown = (p: string) => (looksLikeJwt(p) ? '<a JWT, not shown>' : JSON.stringify(p.length > 40 ? `${p.slice(0, 12)}…` : p));
+    const extra = parsed.positionals.slice(max).map(shown).join(', ');
     throw new CliUsageError(`unexpected argument${parsed.positionals.length - max === 1 ? '' : 's'} ${extra}; usage: mandate ${path.join(' ')} ${cmd.usage}`);
   }
   const positionals = cmd.positionals.map((p, index) => parsed.positionals[index] ?? p.default).filter((p): p is string => p !== undefined);

@@ -85,6 +85,7 @@ export async function startMandate(
               jwks: () => node.keys.jwks(),
               dpopAlgorithms: node.dpop.algorithms,
               assertionAlgorithms: node.assertionAlgorithms,
+              authMethods: node.authMethods,
               scopes: node.scopes,
               authenticateApiCaller: node.authenticateApiCaller,
               readiness: node.readiness,

@@ -108,6 +108,20 @@ export const MandateConfigSchema = z.strictObject(
       headersTimeoutMs: int(100, 600_000).default(5000),
       keepAliveTimeoutMs: int(100, 600_000).default(5000),
       trustProxy: bool().default(false),
+      /**
+       * Serve HTTPS. With `clientCertificates: request`, clients may present an X.509-SVID, verified against the
+       * SPIFFE trust bundles (never against a system CA store) to authenticate at the OAuth endpoints (mTLS).
+       */
+      tls: z
+        .strictObject(
+          {
+            certFile: path(),
+            keyFile: path(),
+            clientCertificates: z.enum(['off', 'request'], { error: 'off or request' }).default('off'),
+          },
+          { error: 'a mapping with certFile, keyFile and optional clientCertificates' },
+        )
+        .optional(),
     }),
     store: section({
       driver: z.enum(STORE_DRIVERS, { error: `one of: ${STORE_DRIVERS.join(', ')}` }).default('sqlite'),

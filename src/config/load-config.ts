@@ -311,6 +311,9 @@ export function parseConfig(text: string, options: ParseConfigOptions): MandateC
   const abs = (key: string, p: string) => (isAbsolute(p) ? p : resolve(envSet.has(key) ? cwd : baseDir, p));
   config.store.dataDir = abs('store.dataDir', config.store.dataDir);
   config.policy.dir = abs('policy.dir', config.policy.dir);
+  if (config.server.tls !== undefined) {
+    config.server.tls = { ...config.server.tls, certFile: abs('server.tls', config.server.tls.certFile), keyFile: abs('server.tls', config.server.tls.keyFile) };
+  }
   if (config.tokens.kekFile !== undefined) config.tokens.kekFile = abs('tokens.kekFile', config.tokens.kekFile);
   config.identity.issuers = config.identity.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: abs('identity.issuers', i.jwksFile) }));
   config.spiffe.trustDomains = config.spiffe.trustDomains.map((t) => (t.bundleFile === undefined ? t : { ...t, bundleFile: abs('spiffe.trustDomains', t.bundleFile) }));

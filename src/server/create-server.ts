@@ -5,10 +5,11 @@
  * and `mandate demo` (src/cli) assemble the ports and call {@link createServer}.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { MethodNotAllowedError, NotFoundError, RateLimitedError } from '../core/errors.ts';
+import { ConfigInvalidError, MethodNotAllowedError, NotFoundError, RateLimitedError } from '../core/errors.ts';
 import { systemClock, type Clock, type IdGenerator } from '../core/ports.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerPrincipalRoutes } from './principal-routes.ts';
@@ -83,6 +84,14 @@ function costOf(body: unknown): number {
   return Array.isArray(evaluations) ? Math.max(1, evaluations.length) : 1;
 }
 
+function readTlsFile(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigInvalidError(`${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+}
+
 /**
  * Creates the HTTP server. It does not listen until `listen()` is called.
  * @example
@@ -100,7 +109,21 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   // Node refuses a headers timeout longer than the request timeout.
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
 
+  // HTTPS when configured. Client certificates are requested but not judged by the TLS stack: an X.509-SVID is
+  // verified against the SPIFFE bundles by the client authenticator, and a request without one is not refused here.
+  const tls = limits.tls;
+  const https =
+    tls === undefined
+      ? undefined
+      : {
+          cert: readTlsFile(tls.certFile, 'server.tls.certFile'),
+          key: readTlsFile(tls.keyFile, 'server.tls.keyFile'),
+          minVersion: 'TLSv1.2' as const,
+          requestCert: tls.clientCertificates === 'request',
+          rejectUnauthorized: false,
+        };
   const app = fastify({
+    ...(https === undefined ? {} : { https }),
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: limits.bodyLimitBytes,
     trustProxy: limits.trustProxy,
@@ -252,7 +275,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
       await app.listen({ host: listenOptions.host ?? limits.host, port: listenOptions.port ?? limits.port });
       const address = app.server.address() as AddressInfo;
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      return `http://${host}:${address.port}`;
+      return `${tls === undefined ? 'http' : 'https'}://${host}:${address.port}`;
     },
     reloadPolicies: (trigger = { source: 'api' }) => ctx.reloadPolicies(trigger),
     close: () => app.close(),

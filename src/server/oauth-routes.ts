@@ -10,7 +10,9 @@
  * are RFC 6749 §5.2 JSON; every refusal is audited before it is answered, and the endpoints are rate-limited
  * per client (and, before the client is known, per remote address).
  */
+import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { peerCertificateChain } from '../identity/spiffe.ts';
 import { createAuditEvent } from '../audit/audit-event.ts';
 import { InvalidRequestError, RateLimitedError, StoreUnavailableError, UnsupportedMediaTypeError } from '../core/errors.ts';
 import type { TokenService, OAuthForm, OAuthRequestContext } from '../tokens/token-service.ts';
@@ -37,6 +39,8 @@ export interface OAuthServerPort {
   dpopAlgorithms: readonly string[];
   /** Client assertion algorithms accepted, for the metadata. */
   assertionAlgorithms: readonly string[];
+  /** Client authentication methods accepted (`private_key_jwt`, and `tls_client_auth` with SPIFFE over mTLS). */
+  authMethods: readonly string[];
   /** Resources mandates are issued for, for the metadata's scopes. */
   scopes: readonly string[];
   /**
@@ -73,6 +77,16 @@ function formOf(request: FastifyRequest): OAuthForm {
   return body;
 }
 
+/** The TLS client certificate chain of the request's connection, if Mandate serves TLS and the client sent one. */
+function peerOf(request: FastifyRequest): { peerCertificate?: Buffer[] } {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== 'function') return {};
+  const peer = socket.getPeerCertificate(true);
+  if (peer === null || peer === undefined || Object.keys(peer).length === 0 || peer.raw === undefined) return {};
+  const chain = peerCertificateChain(peer);
+  return chain.length === 0 ? {} : { peerCertificate: chain };
+}
+
 /** Registers the OAuth routes in their own scope (so that only they accept form bodies). */
 export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oauth: OAuthServerPort): void {
   const endpoint = (path: string) => `${oauth.issuer().replace(/\/+$/, '')}${path}`;
@@ -94,6 +108,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oa
     if (Array.isArray(dpop)) throw new InvalidRequestError('send exactly one DPoP header');
     const authorization = request.headers.authorization;
     return {
+      ...peerOf(request),
       ...(typeof dpop === 'string' ? { dpop } : {}),
       ...(typeof authorization === 'string' ? { authorizationHeader: authorization } : {}),
       method: request.method,
@@ -129,11 +144,11 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oa
         grant_types_supported: [GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS],
         // No authorization endpoint: users sign in at their IdP; Mandate only exchanges tokens.
         response_types_supported: [],
-        token_endpoint_auth_methods_supported: ['private_key_jwt'],
+        token_endpoint_auth_methods_supported: oauth.authMethods,
         token_endpoint_auth_signing_alg_values_supported: oauth.assertionAlgorithms,
-        introspection_endpoint_auth_methods_supported: ['private_key_jwt'],
+        introspection_endpoint_auth_methods_supported: oauth.authMethods,
         introspection_endpoint_auth_signing_alg_values_supported: oauth.assertionAlgorithms,
-        revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
+        revocation_endpoint_auth_methods_supported: oauth.authMethods,
         revocation_endpoint_auth_signing_alg_values_supported: oauth.assertionAlgorithms,
         dpop_signing_alg_values_supported: oauth.dpopAlgorithms,
         scopes_supported: oauth.scopes,

@@ -7,6 +7,9 @@
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.2 (claims)
  */
 
+/** Verifiers accept this much clock difference on mandates Mandate itself issued (seconds). */
+export const MANDATE_CLOCK_TOLERANCE_SECONDS = 5;
+
 /** The `act` claim: the current actor, with earlier actors nested inside (RFC 8693 §4.1). */
 export interface ActClaim {
   sub: string;

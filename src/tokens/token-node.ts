@@ -9,7 +9,6 @@
  */
 import type { Logger } from 'pino';
 import type { MandateConfig } from '../config/config-schema.ts';
-import { createAuditEvent, type NewAuditEventV1 } from '../audit/audit-event.ts';
 import {
   ConfigInvalidError,
   InvalidClientError,
@@ -36,13 +35,11 @@ import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, Princi
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
 import type { DecisionPoint } from '../policy/types.ts';
 import type { Store } from '../store/store.ts';
+import { signingKeyEvent } from './key-audit.ts';
 import { deriveKekSecret, loadKek } from './key-encryption.ts';
-import { parseScope } from './mandate-claims.ts';
-import { createKeyManager, overlapForTokenLifetime, type KeyManager, type SigningKeyChange } from './signing-keys.ts';
+import { MANDATE_CLOCK_TOLERANCE_SECONDS, parseScope } from './mandate-claims.ts';
+import { createKeyManager, overlapForTokenLifetime, type KeyManager } from './signing-keys.ts';
 import { createTokenService, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, type OAuthRequestContext, type TokenService } from './token-service.ts';
-
-/** Verifiers accept this much clock difference on mandates Mandate itself issued (seconds). */
-export const MANDATE_CLOCK_TOLERANCE_SECONDS = 5;
 
 /** A `/readyz` check (same shape as src/server/health-routes.ts `ReadinessCheck`). */
 export type TokenReadinessCheck = { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
@@ -74,6 +71,8 @@ export interface TokenNode {
   readonly keys: KeyManager;
   readonly dpop: DpopVerifier;
   readonly assertionAlgorithms: readonly string[];
+  /** Client authentication methods, for the metadata. */
+  readonly authMethods: readonly string[];
   readonly scopes: readonly string[];
   /** Authenticates a caller of Mandate's own API by its mandate (audience = the issuer identifier). */
   authenticateApiCaller(request: ApiRequest): Promise<ApiCaller>;
@@ -98,25 +97,6 @@ export interface TokenNodeOptions {
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 const MAX_CACHED_KEY_SOURCES = 10_000;
 const BEARER_OR_DPOP = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i;
-
-function keyEvent(change: SigningKeyChange, clock: Clock): NewAuditEventV1 {
-  return createAuditEvent(
-    {
-      type: 'admin',
-      outcome: 'success',
-      actor: change.by ?? 'mandate',
-      resource: `signing-key:${change.kid}`,
-      data: {
-        operation: `keys.${change.action}`,
-        kid: change.kid,
-        alg: change.alg,
-        reason: change.reason,
-        ...(change.retireAt === undefined ? {} : { retireAt: new Date(change.retireAt).toISOString() }),
-      },
-    },
-    { clock },
-  );
-}
 
 /**
  * Starts the token service of a node: loads the KEK (rejects with the KEK errors when it is missing, malformed or
@@ -144,7 +124,7 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     clock,
     alg: config.tokens.signingAlgorithm,
     overlapMs: overlapForTokenLifetime(config.tokens.maxLifetimeSeconds, MANDATE_CLOCK_TOLERANCE_SECONDS),
-    auditEvent: (change) => keyEvent(change, clock),
+    auditEvent: (change) => signingKeyEvent(change, clock),
   });
   await keys.ensureActiveKey();
 
@@ -218,7 +198,10 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
   const service = createTokenService({
     issuer,
     async authenticateClient(form, ctx: OAuthRequestContext) {
-      const client = await clientAuthenticator().authenticate(form, ctx.authorizationHeader === undefined ? {} : { authorizationHeader: ctx.authorizationHeader });
+      const client = await clientAuthenticator().authenticate(form, {
+        ...(ctx.authorizationHeader === undefined ? {} : { authorizationHeader: ctx.authorizationHeader }),
+        ...(ctx.peerCertificate === undefined ? {} : { peerCertificate: ctx.peerCertificate }),
+      });
       await touch(client);
       return client;
     },
@@ -321,6 +304,7 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     keys,
     dpop,
     assertionAlgorithms: config.clientAuth.algorithms,
+    authMethods: ['private_key_jwt', ...(bundles.size > 0 && config.server.tls?.clientCertificates === 'request' ? ['tls_client_auth'] : [])],
     scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
     authenticateApiCaller,
     readiness,

@@ -47,6 +47,8 @@ export interface OAuthRequestContext {
   dpop?: string;
   /** The `Authorization` header, when present (only `Basic` counts as client authentication). */
   authorizationHeader?: string;
+  /** The TLS client's certificate chain (DER, leaf first), when Mandate serves TLS and the client sent one. */
+  peerCertificate?: readonly Uint8Array[];
   /** The request's method and full URL, for the DPoP proof's `htm`/`htu`. */
   method: string;
   url: string;

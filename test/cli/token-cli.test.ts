@@ -208,3 +208,13 @@ test('token inspect against a running node on loopback: --issuer reads the metad
     }
   });
 });
+
+test('token inspect with a stray second argument: usage error (exit 2) that never echoes the token', async () => {
+  await withTokens(async ({ fx, mint }) => {
+    const token = await mint();
+    const r = await fx.run(['token', 'inspect', token, token]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unexpected argument <a JWT, not shown>/);
+    assertTokenNotPrinted(token, r.stdout, r.stderr);
+  });
+});
