@@ -131,8 +131,7 @@ export async function startDemo(options: StartDemoOptions): Promise<RunningDemo>
   let node: RunningMandate;
   try {
     config = withDemoTokenService(config, { idpIssuer: idp.issuer, kekFile, principals: agents.registrations });
-    const startOptions = { handleSignals: options.handleSignals ?? false, env: options.env };
-    node = await startMandate(config, startOptions);
+    node = await startMandate(config, { handleSignals: options.handleSignals ?? false, env: options.env });
   } catch (err) {
     await idp.close();
     throw err;
