@@ -145,6 +145,7 @@ export async function credentialKeys(credentials: readonly PrincipalCredential[]
   for (const c of credentials) {
     if (c.type === 'spiffe') out.push({ key: `spiffe:${c.spiffeId}`, label: `SPIFFE ID ${c.spiffeId}` });
     else if (c.type === 'jwks_uri') out.push({ key: `jwks_uri:${c.uri}`, label: `jwks_uri ${c.uri}` });
+    else if (c.type === 'client_secret') out.push({ key: `secret:${c.hash}`, label: 'a shared secret' });
     else {
       for (const jwk of c.jwks.keys) {
         const thumbprint = await calculateJwkThumbprint(jwk as JWK);
@@ -161,6 +162,7 @@ export async function credentialLines(credentials: readonly PrincipalCredential[
   for (const c of credentials) {
     if (c.type === 'spiffe') lines.push(`spiffe    ${c.spiffeId}`);
     else if (c.type === 'jwks_uri') lines.push(`jwks_uri  ${c.uri}`);
+    else if (c.type === 'client_secret') lines.push('secret    a shared secret (hash stored; usable only with clientAuth.allowSharedSecrets)');
     else {
       for (const jwk of c.jwks.keys) {
         const kind = [jwk.kty, jwk.crv].filter((x) => typeof x === 'string').join(' ');

@@ -56,11 +56,17 @@ export const CredentialSchema = z.discriminatedUnion(
       jwks: z.strictObject({ keys: z.array(PublicJwkSchema).min(1, { error: 'at least one key' }).max(16, { error: 'at most 16 keys' }) }),
     }),
     z.strictObject({
+      type: z.literal('client_secret'),
+      hash: z
+        .string({ error: 'sha256:<64 hex digits> of a generated secret' })
+        .regex(/^sha256:[0-9a-f]{64}$/, { error: 'sha256:<64 lower-case hex digits> of a generated secret (never the secret itself)' }),
+    }),
+    z.strictObject({
       type: z.literal('jwks_uri'),
       uri: z.url({ protocol: /^https$/, error: 'an https: URL' }).max(2048),
     }),
   ],
-  { error: 'a credential: { type: spiffe, spiffeId } | { type: jwks, jwks: { keys } } | { type: jwks_uri, uri }' },
+  { error: 'a credential: { type: spiffe, spiffeId } | { type: jwks, jwks: { keys } } | { type: jwks_uri, uri } | { type: client_secret, hash }' },
 );
 
 /** A registration, as the config file, the admin API and the CLI give it. */

@@ -69,7 +69,12 @@ export type PrincipalCredential =
   /** `private_key_jwt` (RFC 7523) with these public keys. */
   | { readonly type: 'jwks'; readonly jwks: JSONWebKeySet }
   /** `private_key_jwt` (RFC 7523) with keys fetched (guarded, cached) from this URL. */
-  | { readonly type: 'jwks_uri'; readonly uri: string };
+  | { readonly type: 'jwks_uri'; readonly uri: string }
+  /**
+   * DISCOURAGED: a shared secret, stored as `sha256:<hex>` of a generated high-entropy secret. Accepted only when
+   * `clientAuth.allowSharedSecrets` is on (`client_secret_basic` / `client_secret_post`), with a warning at every start.
+   */
+  | { readonly type: 'client_secret'; readonly hash: string };
 
 /** A registered agent or service (the principal registry's record). */
 export interface RegisteredPrincipal {

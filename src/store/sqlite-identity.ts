@@ -96,6 +96,9 @@ async function credentialRows(principalId: string, credentials: readonly Princip
       case 'jwks_uri':
         rows.push({ principal_id: principalId, type: 'jwks_uri', key: `jwks_uri:${c.uri}`, value: JSON.stringify({ uri: c.uri }) });
         break;
+      case 'client_secret':
+        rows.push({ principal_id: principalId, type: 'client_secret', key: `secret:${c.hash}`, value: JSON.stringify({ hash: c.hash }) });
+        break;
       case 'jwks':
         for (const jwk of c.jwks.keys) {
           rows.push({ principal_id: principalId, type: 'jwks', key: `jwk:${await calculateJwkThumbprint(jwk as JWK)}`, value: JSON.stringify(jwk) });
@@ -123,6 +126,7 @@ function credentialsFrom(rows: readonly CredentialRow[]): PrincipalCredential[] 
     const v = JSON.parse(r.value) as Record<string, unknown>;
     if (r.type === 'spiffe') out.push({ type: 'spiffe', spiffeId: v.spiffeId as string });
     else if (r.type === 'jwks_uri') out.push({ type: 'jwks_uri', uri: v.uri as string });
+    else if (r.type === 'client_secret') out.push({ type: 'client_secret', hash: v.hash as string });
     else keys.push(v as JWK);
   }
   if (keys.length > 0) out.push({ type: 'jwks', jwks: { keys } });

@@ -34,6 +34,7 @@ import { createBundleSource, type SpiffeBundleSource } from '../identity/spiffe.
 import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
 import type { DecisionPoint } from '../policy/types.ts';
+import { verifyCredential } from '../config/credentials.ts';
 import type { Store } from '../store/store.ts';
 import { signingKeyEvent } from './key-audit.ts';
 import { deriveKekSecret, loadKek } from './key-encryption.ts';
@@ -177,6 +178,18 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
       maxAssertionLifetimeSeconds: config.clientAuth.maxAssertionLifetimeSeconds,
       clockToleranceSeconds: config.clientAuth.clockToleranceSeconds,
       algorithms: config.clientAuth.algorithms,
+      ...(config.clientAuth.allowSharedSecrets
+        ? {
+            sharedSecrets: {
+              // Every registered hash is checked (constant time each), so timing does not tell which one matched.
+              async verify(principal: RegisteredPrincipal, secret: string) {
+                let ok = false;
+                for (const c of principal.credentials) if (c.type === 'client_secret' && verifyCredential(secret, c.hash)) ok = true;
+                return ok;
+              },
+            },
+          }
+        : {}),
     });
     return clients;
   };
@@ -224,7 +237,8 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
           client_assertion_type: spiffe ? JWT_SPIFFE_ASSERTION_TYPE : JWT_BEARER_ASSERTION_TYPE,
           client_assertion: token,
         });
-        return { principalId: actor.principal.id, ...(actor.expiresAt === undefined ? {} : { expiresAt: actor.expiresAt }) };
+        // Like the client's own credential: a JWT-SVID's expiry bounds the mandate, an assertion's does not.
+        return { principalId: actor.principal.id, ...(actor.expiresAt === undefined || actor.method !== 'spiffe_jwt' ? {} : { expiresAt: actor.expiresAt }) };
       } catch (err) {
         if (err instanceof InvalidClientError) {
           throw new InvalidGrantError(`the actor_token was refused: ${err.description}`, { cause: err, ...(err.detail === undefined ? {} : { detail: err.detail }) });
@@ -291,9 +305,15 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
   };
 
   const warnings = [...workloadConfigWarnings({ clientAuth: config.clientAuth, spiffe: config.spiffe })];
-  if (config.clientAuth.allowSharedSecrets) {
-    warnings.push('clientAuth.allowSharedSecrets has no effect yet: no shared-secret credential can be registered, so shared-secret client authentication is still refused.');
+  const secretHolders = (await store.principals.list()).filter((p) => p.status === 'active' && p.credentials.some((c) => c.type === 'client_secret')).map((p) => p.id);
+  if (secretHolders.length > 0) {
+    warnings.push(
+      config.clientAuth.allowSharedSecrets
+        ? `principals authenticating with long-lived shared secrets: ${secretHolders.join(', ')}; move them to private_key_jwt or SPIFFE`
+        : `principals with a registered shared secret that is refused (clientAuth.allowSharedSecrets is off): ${secretHolders.join(', ')}`,
+    );
   }
+
 
   return {
     issuer,
@@ -304,7 +324,11 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     keys,
     dpop,
     assertionAlgorithms: config.clientAuth.algorithms,
-    authMethods: ['private_key_jwt', ...(bundles.size > 0 && config.server.tls?.clientCertificates === 'request' ? ['tls_client_auth'] : [])],
+    authMethods: [
+      'private_key_jwt',
+      ...(bundles.size > 0 && config.server.tls?.clientCertificates === 'request' ? ['tls_client_auth'] : []),
+      ...(config.clientAuth.allowSharedSecrets ? ['client_secret_basic', 'client_secret_post'] : []),
+    ],
     scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
     authenticateApiCaller,
     readiness,

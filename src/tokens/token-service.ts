@@ -141,6 +141,15 @@ function userEntity(user: AuthenticatedUser): EntityJson {
   return { uid: { type: 'User', id: user.subject }, attrs, parents: [] };
 }
 
+/**
+ * When the client's identity itself expires: an SVID (JWT or X.509) is the workload's identity document, so a
+ * mandate never outlives it. A `private_key_jwt` assertion is only a proof of possession of a registered key at
+ * this moment; its short `exp` (60 s from most clients) bounds the assertion's replay window, not the mandate.
+ */
+function credentialExpiry(client: AuthenticatedClient): number | undefined {
+  return client.method === 'spiffe_jwt' || client.method === 'spiffe_x509' ? client.expiresAt : undefined;
+}
+
 function oneParam(form: OAuthForm, name: string): string | undefined {
   const v = form[name];
   return v === undefined || v === '' ? undefined : v;
@@ -314,7 +323,8 @@ export function createTokenService(deps: TokenServiceDeps) {
       }
       if (actor.expiresAt !== undefined) notAfter.push(actor.expiresAt);
     }
-    if (client.expiresAt !== undefined) notAfter.push(client.expiresAt);
+    const identityExpiry = credentialExpiry(client);
+    if (identityExpiry !== undefined) notAfter.push(identityExpiry);
     if (previousActors.includes(client.principal.id)) throw new InvalidGrantError(`client ${client.principal.id} is already in the delegation chain; cycles are refused`);
     const actors = [client.principal.id, ...previousActors];
     if (actors.length > deps.settings.maxDelegationDepth) {
@@ -435,7 +445,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     const granted = verdicts.filter((v) => v.granted).map((v) => v.scope);
     if (granted.length === 0) throw new InvalidScopeError(`policy grants none of the requested scopes: ${summarise(verdicts)}`);
     const iat = nowSeconds();
-    const exp = mandateExpiry(iat, deps.settings.lifetimeSeconds, deps.settings.maxLifetimeSeconds, [client.expiresAt]);
+    const exp = mandateExpiry(iat, deps.settings.lifetimeSeconds, deps.settings.maxLifetimeSeconds, [credentialExpiry(client)]);
     const jti = newId();
     const claims: MandateClaims = {
       iss: deps.issuer(),

@@ -246,7 +246,7 @@ test('token exchange with openid-client and DPoP: a mandate for alice acted by s
   assert.deepEqual(claims.sub_id, { format: 'iss_sub', iss: w.idp.issuer, sub: 'alice' });
   const jkt = await calculateJwkThumbprint(await exportJWK(dpopKey.publicKey));
   assert.deepEqual(claims.cnf, { jkt });
-  assert.ok((claims.exp as number) - (claims.iat as number) <= 300);
+  assert.equal((claims.exp as number) - (claims.iat as number), 300, 'the default lifetime: the 60 s client assertion does not shorten it');
   assert.equal(tokens.expires_in, (claims.exp as number) - (claims.iat as number));
 
   const issued = (await events(w, 'token.issue')).find((e) => (e.data as { jti?: string }).jti === claims.jti);
@@ -571,5 +571,34 @@ test('signing keys: the same KEK restarts on the same key; another KEK refuses t
   } finally {
     await policies.cleanup();
     await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('shared secrets: refused by default even when registered; with clientAuth.allowSharedSecrets they work and the metadata says so', async () => {
+  const secret = 'mandate_test_secret_with_enough_entropy_0123456789';
+  const legacy = { id: 'legacy-svc', kind: 'service', name: 'Legacy', owner: 'alice', audiences: [WIKI], dpop: 'optional', credentials: [{ type: 'client_secret', hash: `sha256:${createHash('sha256').update(secret).digest('hex')}` }] };
+  const form = { grant_type: 'client_credentials', scope: 'wiki.read', resource: WIKI };
+  const basic = `Basic ${Buffer.from(`legacy-svc:${secret}`).toString('base64')}`;
+  for (const allow of [false, true]) {
+    const w = await startWorld({ principals: [legacy], clientAuth: { allowSharedSecrets: allow } });
+    try {
+      const meta = (await (await fetch(`${w.url}/.well-known/oauth-authorization-server`)).json()) as { token_endpoint_auth_methods_supported: string[] };
+      const post = await postForm(w, '/oauth/token', { ...form, client_id: 'legacy-svc', client_secret: secret });
+      const viaBasic = await postForm(w, '/oauth/token', form, { authorization: basic });
+      const wrong = await postForm(w, '/oauth/token', { ...form, client_id: 'legacy-svc', client_secret: `${secret}x` });
+      assert.equal(wrong.status, 401);
+      if (allow) {
+        assert.deepEqual(meta.token_endpoint_auth_methods_supported, ['private_key_jwt', 'client_secret_basic', 'client_secret_post']);
+        assert.equal(post.status, 200, JSON.stringify(post.body));
+        assert.equal(viaBasic.status, 200, JSON.stringify(viaBasic.body));
+      } else {
+        assert.deepEqual(meta.token_endpoint_auth_methods_supported, ['private_key_jwt']);
+        assert.equal(post.status, 401);
+        assert.match(String(post.body.error_description), /shared-secret client authentication .* is disabled/);
+        assert.equal(viaBasic.status, 401);
+      }
+    } finally {
+      await w.close();
+    }
   }
 });

@@ -130,6 +130,20 @@ export const sqliteMigrations: readonly Migration[] = [
     sql: `
       -- Scopes of Mandate's own API (evaluate, policy:*, principals:*) granted to a registered service.
       ALTER TABLE principals ADD COLUMN api_scopes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(api_scopes));
+
+      -- Credentials may also be a hashed shared secret (usable only when clientAuth.allowSharedSecrets is on).
+      -- SQLite cannot widen a CHECK in place: the table is rebuilt with the same rows.
+      CREATE TABLE principal_credentials_v3 (
+        principal_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+        type         TEXT NOT NULL CHECK (type IN ('spiffe', 'jwks', 'jwks_uri', 'client_secret')),
+        key          TEXT NOT NULL UNIQUE,
+        value        TEXT NOT NULL CHECK (json_valid(value))
+      ) STRICT;
+      INSERT INTO principal_credentials_v3 (rowid, principal_id, type, key, value)
+        SELECT rowid, principal_id, type, key, value FROM principal_credentials;
+      DROP TABLE principal_credentials;
+      ALTER TABLE principal_credentials_v3 RENAME TO principal_credentials;
+      CREATE INDEX principal_credentials_principal ON principal_credentials (principal_id);
     `,
   },
 ];
