@@ -174,7 +174,7 @@ test('duplicate credential ids and hashes are refused', () => {
 });
 
 test('unknown keys are errors, with a suggestion when one is obvious', () => {
-  const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy';
+  const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy, tls';
   const topKeys = 'server, store, policy, authzen, identity, tokens, spiffe, dpop, clientAuth, resources, principals, audit, rateLimit, log';
   assert.deepEqual(messages('server:\n  prot: 1\n'), [`server.prot: found an unknown key, expected one of ${serverKeys} (did you mean "port"?)`]);
   assert.deepEqual(messages('server:\n  body_limit_bytes: 1\n'), [
