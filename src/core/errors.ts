@@ -256,6 +256,17 @@ export class InvalidClientError extends MandateError {
   override readonly code: string = 'ERR_INVALID_CLIENT';
   override readonly status: number = 401;
   override readonly oauthError: string = 'invalid_client';
+  /** The challenge, when the client tried HTTP authentication (`Basic`): RFC 6749 §5.2 requires one then. */
+  readonly challenge: string | undefined;
+
+  constructor(description: string, options: MandateErrorOptions & { challenge?: string } = {}) {
+    super(description, options);
+    this.challenge = options.challenge;
+  }
+
+  override wwwAuthenticate(): string | undefined {
+    return this.challenge;
+  }
 }
 
 /**

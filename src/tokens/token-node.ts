@@ -211,10 +211,19 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
   const service = createTokenService({
     issuer,
     async authenticateClient(form, ctx: OAuthRequestContext) {
-      const client = await clientAuthenticator().authenticate(form, {
-        ...(ctx.authorizationHeader === undefined ? {} : { authorizationHeader: ctx.authorizationHeader }),
-        ...(ctx.peerCertificate === undefined ? {} : { peerCertificate: ctx.peerCertificate }),
-      });
+      let client: AuthenticatedClient;
+      try {
+        client = await clientAuthenticator().authenticate(form, {
+          ...(ctx.authorizationHeader === undefined ? {} : { authorizationHeader: ctx.authorizationHeader }),
+          ...(ctx.peerCertificate === undefined ? {} : { peerCertificate: ctx.peerCertificate }),
+        });
+      } catch (err) {
+        // RFC 6749 §5.2: a client that tried HTTP Basic authentication gets the matching challenge.
+        if (err instanceof InvalidClientError && /^basic(\s|$)/i.test(ctx.authorizationHeader ?? '')) {
+          throw new InvalidClientError(err.description, { cause: err, challenge: 'Basic realm="mandate"', ...(err.detail === undefined ? {} : { detail: err.detail }) });
+        }
+        throw err;
+      }
       await touch(client);
       return client;
     },

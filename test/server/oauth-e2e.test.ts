@@ -67,7 +67,7 @@ PolicyEngine.prototype.decide = function countedDecide(this: PolicyEngine, ...ar
   return originalDecide.apply(this, args);
 };
 
-async function startWorld(extra: Record<string, unknown> = {}): Promise<World> {
+async function startWorld(extra: Record<string, unknown> = {}, logLines?: string[]): Promise<World> {
   const idp = await startTestIdp({ resources: [IDP_AUDIENCE] });
   const policies = await writePolicyDir({ 'mandates.cedar': POLICIES }, [
     ...baseEntities(),
@@ -120,7 +120,11 @@ async function startWorld(extra: Record<string, unknown> = {}): Promise<World> {
     { source: 'test', env: {}, baseDir: dataDir, cwd: dataDir },
   );
   config.server.port = 0;
-  const node = await startMandate(config, { env: { MANDATE_KEK: generateKek() }, logger: createLogger({ level: 'silent' }) });
+  const logger =
+    logLines === undefined
+      ? createLogger({ level: 'silent' })
+      : createLogger({ level: 'trace', destination: { write: (line: string) => void logLines.push(line) } as unknown as NodeJS.WritableStream });
+  const node = await startMandate(config, { env: { MANDATE_KEK: generateKek() }, logger });
   return {
     node,
     idp,
@@ -596,9 +600,41 @@ test('shared secrets: refused by default even when registered; with clientAuth.a
         assert.equal(post.status, 401);
         assert.match(String(post.body.error_description), /shared-secret client authentication .* is disabled/);
         assert.equal(viaBasic.status, 401);
+        assert.equal(viaBasic.headers.get('www-authenticate'), 'Basic realm="mandate"', 'RFC 6749 §5.2: the challenge of the scheme tried');
       }
     } finally {
       await w.close();
     }
   }
+});
+
+test('logs hold no token, assertion, proof or secret, whatever the outcome (trace level)', async () => {
+  const lines: string[] = [];
+  const w = await startWorld({}, lines);
+  const secrets: string[] = [];
+  try {
+    const alice = await w.idp.userToken('alice', { resource: IDP_AUDIENCE });
+    secrets.push(alice);
+    const a1 = await assertion(w, 'sales-bot', w.keys.salesBot);
+    secrets.push(a1);
+    const ok = await postForm(w, '/oauth/token', { grant_type: EXCHANGE, subject_token: alice, subject_token_type: ACCESS_TOKEN, resource: CRM, scope: 'crm.read', client_assertion_type: JWT_BEARER, client_assertion: a1 });
+    assert.equal(ok.status, 200);
+    secrets.push(ok.body.access_token as string);
+    const bad = `${alice.slice(0, -6)}AAAAAA`;
+    const a2 = await assertion(w, 'sales-bot', w.keys.salesBot);
+    secrets.push(bad, a2);
+    assert.equal((await postForm(w, '/oauth/token', { grant_type: EXCHANGE, subject_token: bad, subject_token_type: ACCESS_TOKEN, resource: CRM, scope: 'crm.read', client_assertion_type: JWT_BEARER, client_assertion: a2 })).status, 400);
+    const key = await newKey('dpop');
+    const p = await proof(key, 'POST', `${w.url}/oauth/token`);
+    secrets.push(p);
+    await postForm(w, '/oauth/token', { grant_type: EXCHANGE, subject_token: alice, subject_token_type: ACCESS_TOKEN, resource: CRM, scope: 'wiki.read', client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'help-bot', w.keys.helpBot) }, { dpop: p });
+    await fetch(`${w.url}/access/v1/evaluation`, { method: 'POST', headers: { authorization: `Bearer ${ok.body.access_token as string}`, 'content-type': 'application/json' }, body: '{}' });
+    await postForm(w, '/oauth/introspect', { token: ok.body.access_token as string, client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'pep', w.keys.pep) });
+  } finally {
+    await w.close();
+  }
+  assert.ok(lines.length > 5, 'the logger was written to');
+  const text = lines.join('');
+  assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'no JWT-shaped string in any log line');
+  for (const secret of secrets) assert.ok(!text.includes((secret.split('.')[2] ?? secret).slice(0, 24)), 'no signature of any presented token');
 });
