@@ -638,3 +638,30 @@ test('logs hold no token, assertion, proof or secret, whatever the outcome (trac
   assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'no JWT-shaped string in any log line');
   for (const secret of secrets) assert.ok(!text.includes((secret.split('.')[2] ?? secret).slice(0, 24)), 'no signature of any presented token');
 });
+
+test('DPoP server nonces (dpop.nonce: required): use_dpop_nonce with a DPoP-Nonce header; openid-client retries with it and succeeds', async () => {
+  const w = await startWorld({ dpop: { nonce: 'required' } });
+  try {
+    const alice = await staticUserToken(w);
+    const key = await newKey('dpop');
+    const first = await exchange(w, 'sales-bot', w.keys.salesBot, { subject_token: alice, scope: 'crm.read' }, { dpop: await proof(key, 'POST', `${w.url}/oauth/token`) });
+    assert.equal(first.status, 400);
+    assert.equal(first.body.error, 'use_dpop_nonce');
+    const nonce = first.headers.get('dpop-nonce');
+    assert.ok(nonce, 'the nonce comes back in DPoP-Nonce');
+    const second = await exchange(w, 'sales-bot', w.keys.salesBot, { subject_token: alice, scope: 'crm.read' }, { dpop: await proof(key, 'POST', `${w.url}/oauth/token`, { nonce }) });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+
+    const cfg = await oauthClient(w, 'sales-bot', w.keys.salesBot);
+    const dpop = oc.getDPoPHandle(cfg, await oc.randomDPoPKeyPair('ES256'));
+    const grant = () => oc.genericGrantRequest(cfg, EXCHANGE, { subject_token: alice, subject_token_type: ACCESS_TOKEN, resource: CRM, scope: 'crm.read' }, { DPoP: dpop });
+    // openid-client surfaces use_dpop_nonce once (it has learnt the nonce) and the retry succeeds.
+    const tokens = await grant().catch((err: unknown) => {
+      if (oc.ResponseBodyError && err instanceof oc.ResponseBodyError && err.error === 'use_dpop_nonce') return grant();
+      throw err;
+    });
+    assert.equal(tokens.token_type, 'dpop');
+  } finally {
+    await w.close();
+  }
+});
