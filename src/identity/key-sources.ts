@@ -59,6 +59,13 @@ export function checkKeySet(value: unknown, maxKeys: number): CheckedKeySet {
     if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) continue;
     if (typeof jwk.alg === 'string' && (jwk.alg === 'none' || /^HS/i.test(jwk.alg))) continue;
     if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return { ok: false, reason: 'key set holds a key whose kid is not a string' };
+    // `EdDSA` with an Ed25519 key and `Ed25519` (RFC 9864) name the same algorithm; clients use either (openid-client
+    // signs as Ed25519). The key type and curve still pin it, so the declared name must not split them.
+    if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519' && (jwk.alg === 'EdDSA' || jwk.alg === 'Ed25519')) {
+      const { alg: _alg, ...rest } = jwk;
+      usable.push(rest as JWK);
+      continue;
+    }
     usable.push(jwk as JWK);
   }
   if (usable.length === 0) return { ok: false, reason: 'key set holds no usable signing key' };

@@ -21,7 +21,6 @@ import type { Clock } from '../core/ports.ts';
 import {
   createClientAuthenticator,
   JWT_BEARER_ASSERTION_TYPE,
-  JWT_SPIFFE_ASSERTION_TYPE,
   type ClientAuthenticator,
   type KeyCredential,
 } from '../identity/client-assertion.ts';
@@ -30,7 +29,8 @@ import { createRemoteKeySource, createStaticKeySource } from '../identity/key-so
 import { createUserAuthenticator, type UserAuthenticator } from '../identity/oidc-users.ts';
 import { createFetchJson } from '../identity/outbound.ts';
 import { MANDATE_API_SCOPES, principalLookup } from '../identity/registry.ts';
-import { createBundleSource, type SpiffeBundleSource } from '../identity/spiffe.ts';
+import { createBundleSource, SvidVerificationError, verifyJwtSvid, type SpiffeBundleSource } from '../identity/spiffe.ts';
+import { KeysUnavailableError } from '../identity/key-sources.ts';
 import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
 import type { DecisionPoint } from '../policy/types.ts';
@@ -241,9 +241,28 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
       } catch {
         throw new InvalidGrantError('the actor_token is not a JWT');
       }
+      if (spiffe) {
+        // A JWT-SVID as actor_token may be addressed to this issuer or to one of spiffe.audiences (a workload's
+        // SVID for its own platform); it is verified by SPIFFE's rules and must map to a registered principal.
+        if (bundles.size === 0) throw new InvalidGrantError('the actor_token is a JWT-SVID, but no SPIFFE trust domain is configured');
+        let svid;
+        try {
+          svid = await verifyJwtSvid(token, { audiences: [issuer(), ...config.spiffe.audiences], bundles, clock, clockToleranceSeconds: config.clientAuth.clockToleranceSeconds });
+        } catch (err) {
+          if (err instanceof SvidVerificationError) {
+            if (err.reason === 'unavailable') throw new KeysUnavailableError(`the actor_token cannot be verified now: ${err.message}`, { cause: err });
+            throw new InvalidGrantError(`the actor_token was refused: ${err.message}`, { cause: err, ...(err.detail === undefined ? {} : { detail: err.detail }) });
+          }
+          throw err;
+        }
+        const principal = await principals.bySpiffeId(svid.spiffeId.id);
+        if (principal === undefined) throw new InvalidGrantError('the actor_token names a SPIFFE ID that no registered agent holds');
+        if (principal.status !== 'active') throw new InvalidGrantError(`the actor_token names ${principal.id}, which is ${principal.status}`);
+        return { principalId: principal.id, expiresAt: svid.expiresAt };
+      }
       try {
         const actor = await clientAuthenticator().authenticate({
-          client_assertion_type: spiffe ? JWT_SPIFFE_ASSERTION_TYPE : JWT_BEARER_ASSERTION_TYPE,
+          client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
           client_assertion: token,
         });
         // Like the client's own credential: a JWT-SVID's expiry bounds the mandate, an assertion's does not.

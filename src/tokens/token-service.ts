@@ -220,6 +220,14 @@ export function createTokenService(deps: TokenServiceDeps) {
     const record = await deps.tokens.get(String(payload.jti));
     if (record === undefined) throw new InvalidGrantError('the mandate is not known to this server');
     if (record.revokedAt !== undefined) throw new InvalidGrantError('the mandate has been revoked');
+    // A mandate re-exchanged from a revoked one goes with it: revoking a mandate revokes what was delegated from it.
+    let parentJti = record.parentJti;
+    for (let hops = 0; parentJti !== undefined; hops++) {
+      if (hops > deps.settings.maxDelegationDepth) throw new InvalidGrantError('the mandate\'s chain of earlier mandates is longer than allowed');
+      const parent = await deps.tokens.get(parentJti);
+      if (parent === undefined || parent.revokedAt !== undefined) throw new InvalidGrantError('a mandate this one was exchanged from has been revoked');
+      parentJti = parent.parentJti;
+    }
     return { claims: payload as MandateClaims & JWTPayload, record };
   };
 
@@ -424,6 +432,8 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   /** `client_credentials`: machine-only work, no user behind the token. */
   const clientCredentials = async (form: OAuthForm, client: AuthenticatedClient, ctx: OAuthRequestContext): Promise<TokenResponse> => {
+    // Machine-only work is for services. An agent always acts for someone: it exchanges that person's token.
+    if (client.kind !== 'service') throw new UnauthorizedClientError('client_credentials is for registered services; an agent exchanges the token of the user it acts for (token exchange)');
     let requested: string[];
     try {
       requested = parseScope(oneParam(form, 'scope'));

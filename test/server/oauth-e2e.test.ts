@@ -308,6 +308,14 @@ test('DPoP: an agent registered with dpop required gets nothing without a proof;
   assert.equal(ok.body.token_type, 'DPoP');
   const replayed = await exchange(w, 'help-bot', w.keys.helpBot, { subject_token: alice, scope: 'wiki.read' }, { dpop: p });
   assert.equal(replayed.body.error, 'invalid_dpop_proof', 'a proof is single-use');
+  // An Ed25519 key registered as alg EdDSA verifies assertions signed as Ed25519 (RFC 9864; openid-client does so).
+  const fully = await postForm(
+    w,
+    '/oauth/token',
+    { grant_type: EXCHANGE, subject_token: alice, subject_token_type: ACCESS_TOKEN, resource: CRM, scope: 'wiki.read', client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'help-bot', w.keys.helpBot, {}, { alg: 'Ed25519' }) },
+    { dpop: await proof(key, 'POST', `${w.url}/oauth/token`) },
+  );
+  assert.equal(fully.status, 200, JSON.stringify(fully.body));
 });
 
 test('re-delegation: a second agent re-exchanges a mandate; act nests, scope only narrows, audience never widens, no cycles', async () => {
@@ -335,6 +343,14 @@ test('re-delegation: a second agent re-exchanges a mandate; act nests, scope onl
   const cycle = await exchange(w, 'sales-bot', w.keys.salesBot, { subject_token: second.body.access_token as string, scope: 'crm.read' });
   assert.equal(cycle.body.error, 'invalid_grant');
   assert.match(String(cycle.body.error_description), /cycles are refused/);
+
+  // Revoking a mandate revokes what was delegated from it (cascade at verification).
+  const introspect = async (token: string) =>
+    (await postForm(w, '/oauth/introspect', { token, client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'pep', w.keys.pep) })).body;
+  assert.equal((await introspect(second.body.access_token as string)).active, true);
+  const revoked = await postForm(w, '/oauth/revoke', { token: mandate, client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'sales-bot', w.keys.salesBot) });
+  assert.equal(revoked.status, 200);
+  assert.deepEqual(await introspect(second.body.access_token as string), { active: false });
 });
 
 test('client_credentials: a service gets Mandate API scopes its registration grants and calls AuthZEN with the mandate', async () => {
@@ -362,6 +378,8 @@ test('client_credentials: a service gets Mandate API scopes its registration gra
   // An agent cannot obtain API scopes at all.
   const agentApi = await postForm(w, '/oauth/token', { grant_type: 'client_credentials', scope: 'evaluate', resource: w.url, client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'sales-bot', w.keys.salesBot) });
   assert.equal(agentApi.body.error, 'unauthorized_client');
+  const agentMachine = await postForm(w, '/oauth/token', { grant_type: 'client_credentials', scope: 'wiki.read', resource: WIKI, client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'sales-bot', w.keys.salesBot) });
+  assert.equal(agentMachine.body.error, 'unauthorized_client', 'an agent always acts for someone: no machine-only tokens');
   // Services' resource tokens say no user is behind them and cannot be exchanged as if one were.
   const machine = await oc.clientCredentialsGrant(cfg, { scope: 'wiki.read', resource: WIKI });
   assert.equal(decodeJwt(machine.access_token).on_behalf_of, 'none');

@@ -89,7 +89,7 @@ test('SPIFFE: an X.509-SVID over mTLS and a JWT-SVID assertion authenticate agen
       store: { dataDir: dir },
       policy: { dir: policies.dir, watch: false },
       identity: { issuers: [{ issuer: STATIC_ISSUER, jwksFile: 'corp.json', audiences: [AUD] }] },
-      spiffe: { trustDomains: [{ trustDomain: 'example.org', bundle: await bundleDoc({ roots: [ca], jwtAuthorities: [authority] }) }] },
+      spiffe: { trustDomains: [{ trustDomain: 'example.org', bundle: await bundleDoc({ roots: [ca], jwtAuthorities: [authority] }) }], audiences: ['https://platform.example.org'] },
       resources: [{ uri: WIKI, scopes: { 'wiki.read': [{ action: 'read', resource: { type: 'Dataset', id: 'wiki' } }] } }],
       principals: [agent('mtls-bot'), agent('svid-bot')],
     }),
@@ -144,4 +144,16 @@ test('SPIFFE: an X.509-SVID over mTLS and a JWT-SVID assertion authenticate agen
   const refused = await post(tokenUrl, { ...(await form()), client_assertion_type: JWT_SPIFFE, client_assertion: elsewhere }, { ca: serverPem });
   assert.equal(refused.status, 401);
   assert.equal(refused.body.error, 'invalid_client');
+  // As actor_token, a JWT-SVID may also carry one of spiffe.audiences; any other audience is refused.
+  const platformSvid = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: authority.kid }).setSubject('spiffe://example.org/agents/svid-bot').setAudience('https://platform.example.org').setIssuedAt().setExpirationTime('2m').sign(authority.privateKey);
+  const actorForm = async (actor: string) => ({ ...(await form()), client_assertion_type: JWT_SPIFFE, client_assertion: svid, actor_token: actor, actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' });
+  const platform = await post(tokenUrl, await actorForm(platformSvid), { ca: serverPem });
+  assert.equal(platform.status, 200, JSON.stringify(platform.body));
+  const foreignActor = await post(tokenUrl, await actorForm(elsewhere), { ca: serverPem });
+  assert.equal(foreignActor.status, 400);
+  assert.equal(foreignActor.body.error, 'invalid_grant');
+  // An actor_token of another workload than the client is refused.
+  const otherWorkload = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: authority.kid }).setSubject('spiffe://example.org/agents/mtls-bot').setAudience(node.url).setIssuedAt().setExpirationTime('2m').sign(authority.privateKey);
+  const mismatch = await post(tokenUrl, await actorForm(otherWorkload), { ca: serverPem });
+  assert.equal(mismatch.body.error, 'invalid_grant');
 });
