@@ -1,7 +1,8 @@
 /**
  * Turns configuration problems into one error that lists every problem as
  * `<key.path>: found <what was found>, expected <what is expected>`, so an operator fixes them all in one pass.
- * Values under `authzen.credentials` are never echoed: someone may have pasted a secret where a hash belongs.
+ * Values under `authzen.credentials`, principals' credentials and `tokens.kekFile` are never echoed: someone may
+ * have pasted a secret where a hash or a path belongs.
  */
 import { z } from 'zod';
 import { ConfigInvalidError } from '../core/errors.ts';
@@ -47,8 +48,11 @@ export function formatKeyPath(path: readonly PropertyKey[]): string {
  * scalar (`- mysecret`), either of which may be a secret pasted in the wrong place.
  */
 export function isSensitivePath(path: readonly PropertyKey[]): boolean {
-  if (path[0] !== 'authzen' || path[1] !== 'credentials') return false;
-  return path.length <= 3 || path[3] === 'hash';
+  if (path[0] === 'authzen' && path[1] === 'credentials') return path.length <= 3 || path[3] === 'hash';
+  // A principal's credentials: a shared-secret hash, or a whole credential given as a scalar (maybe a secret or a private key).
+  if (path[0] === 'principals' && path[2] === 'credentials') return path.length <= 4 || path[4] === 'hash';
+  // The KEK never belongs in the file; if pasted as kekFile, do not echo it either.
+  return path[0] === 'tokens' && path[1] === 'kekFile';
 }
 
 const MAX_ECHO = 60;

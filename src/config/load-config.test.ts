@@ -152,6 +152,14 @@ test('a credential hash is never echoed back, even a wrong one (it may be a past
   }
 });
 
+test("a principal's shared-secret hash is never echoed either, nor a credential given as a bare string", () => {
+  const secret = 'mandate_AnotherPastedSecretValue0123456789';
+  const text = `principals:\n  - id: legacy\n    kind: service\n    name: L\n    owner: alice\n    credentials:\n      - { type: client_secret, hash: ${secret} }\n      - ${secret}\n`;
+  const all = issuesOf(text).map((i) => i.message).join('\n');
+  assert.match(all, /principals\[0\]\.credentials\[0\]\.hash: found a string of \d+ characters/);
+  assert.doesNotMatch(all, /AnotherPasted/);
+});
+
 test('a credential entry that is a bare string is not echoed; scopes are checked and echoed', () => {
   assert.deepEqual(messages('authzen:\n  credentials:\n    - mandate_pastedSecret\n'), [
     'authzen.credentials[0]: found a string of 20 characters, expected a mapping with id, hash and optional scopes',

@@ -188,7 +188,8 @@ export class RateLimitedError extends MandateError {
   static override readonly code: string = 'ERR_RATE_LIMITED';
   override readonly code: string = 'ERR_RATE_LIMITED';
   override readonly status: number = 429;
-  override readonly oauthError: string = 'slow_down';
+  // RFC 6749 registers no rate-limit error; `slow_down` is device-flow only (RFC 8628). 429 says the rest.
+  override readonly oauthError: string = 'temporarily_unavailable';
 }
 
 /** A policy set failed to parse or validate; it was refused whole. */
@@ -323,8 +324,11 @@ export class UnsupportedTokenTypeError extends MandateError {
 /** Where a DPoP error happened: at the token endpoint (400, RFC 9449 §5) or at a protected resource (401, §7.1). */
 export type DpopErrorSite = 'token' | 'resource';
 
-function dpopChallenge(error: string, description: string): string {
-  return `DPoP error="${error}", error_description="${description.replace(/["\\]/g, '')}", algs="ES256 EdDSA PS256 RS256"`;
+/** The `algs` of a DPoP challenge when the raiser does not say (Mandate's default DPoP algorithms). */
+const DEFAULT_DPOP_CHALLENGE_ALGS: readonly string[] = ['ES256', 'EdDSA', 'PS256', 'RS256'];
+
+function dpopChallenge(error: string, description: string, algs: readonly string[] | undefined): string {
+  return `DPoP error="${error}", error_description="${description.replace(/["\\]/g, '')}", algs="${(algs ?? DEFAULT_DPOP_CHALLENGE_ALGS).join(' ')}"`;
 }
 
 /** The DPoP proof is missing, malformed, or does not match the request or the token (RFC 9449 `invalid_dpop_proof`). */
@@ -335,16 +339,19 @@ export class InvalidDpopProofError extends MandateError {
   override readonly oauthError: string = 'invalid_dpop_proof';
   /** Where it happened. */
   readonly site: DpopErrorSite;
+  /** The proof algorithms accepted, for the challenge's `algs`. */
+  readonly algs: readonly string[] | undefined;
 
-  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite } = {}) {
+  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite; algs?: readonly string[] } = {}) {
     super(description, options);
     this.site = options.site ?? 'token';
+    this.algs = options.algs;
     this.status = this.site === 'resource' ? 401 : 400;
   }
 
   /** At a protected resource, the `DPoP` challenge (RFC 9449 §7.1); none at the token endpoint. */
   override wwwAuthenticate(): string | undefined {
-    return this.site === 'resource' ? dpopChallenge('invalid_dpop_proof', this.description) : undefined;
+    return this.site === 'resource' ? dpopChallenge('invalid_dpop_proof', this.description, this.algs) : undefined;
   }
 }
 
@@ -359,16 +366,19 @@ export class UseDpopNonceError extends MandateError {
   override readonly oauthError: string = 'use_dpop_nonce';
   /** Where it happened. */
   readonly site: DpopErrorSite;
+  /** The proof algorithms accepted, for the challenge's `algs`. */
+  readonly algs: readonly string[] | undefined;
 
-  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite; nonce: string }) {
+  constructor(description: string, options: MandateErrorOptions & { site?: DpopErrorSite; nonce: string; algs?: readonly string[] }) {
     super(description, { ...options, extra: { ...options.extra, dpopNonce: options.nonce } });
     this.site = options.site ?? 'token';
+    this.algs = options.algs;
     this.status = this.site === 'resource' ? 401 : 400;
   }
 
   /** At a protected resource, the `DPoP` challenge (RFC 9449 §9); none at the token endpoint. */
   override wwwAuthenticate(): string | undefined {
-    return this.site === 'resource' ? dpopChallenge('use_dpop_nonce', this.description) : undefined;
+    return this.site === 'resource' ? dpopChallenge('use_dpop_nonce', this.description, this.algs) : undefined;
   }
 }
 

@@ -260,7 +260,6 @@ test('method rules: exactly one method, no shared secrets, credentials of the ri
     ['nothing', { client_id: 'agent-a' }, {}, /client authentication is required/],
     ['assertion + client_secret', { ...s.pkjwt(a), client_secret: 's3cret-value' }, {}, /exactly one.*client_secret_post/],
     ['assertion + Basic', s.pkjwt(a), { authorizationHeader: basic }, /exactly one.*client_secret_basic/],
-    ['assertion + TLS certificate', s.pkjwt(a), { peerCertificate: [leaf.der] }, /exactly one.*TLS client certificate/],
     ['client_secret_post', { client_id: 'agent-a', client_secret: 's3cret-value' }, {}, /shared-secret client authentication .* is disabled/],
     ['client_secret_basic', {}, { authorizationHeader: basic }, /shared-secret client authentication .* is disabled/],
     ['assertion type missing', { client_assertion: a }, {}, /client_assertion_type is required/],
@@ -275,6 +274,10 @@ test('method rules: exactly one method, no shared secrets, credentials of the ri
   for (const [name, form, transport, re] of cases) {
     await refused(s.auth.authenticate(form, transport), re, name, 's3cret-value');
   }
+  // A TLS certificate presented with an assertion is transport (a mesh sidecar's): the assertion authenticates.
+  const withCert = await s.auth.authenticate(s.pkjwt(await s.assertion(s.kA)), { peerCertificate: [leaf.der] });
+  assert.equal(withCert.method, 'private_key_jwt');
+  assert.equal(withCert.principal.id, 'agent-a');
 });
 
 test('shared secrets, when an operator wires a verifier, authenticate as client_secret', async () => {

@@ -380,7 +380,9 @@ export function createClientAuthenticator(options: ClientAuthenticatorOptions): 
       if (assertion !== undefined || assertionType !== undefined) used.push('a client assertion');
       if (secret !== undefined) used.push('client_secret_post');
       if (basic) used.push('client_secret_basic');
-      if (peer) used.push('a TLS client certificate');
+      // A TLS client certificate is transport: a workload in a service mesh may present one on every connection.
+      // It authenticates the client (tls_client_auth) only when the request carries no other method.
+      if (peer && used.length === 0) used.push('a TLS client certificate');
       // RFC 6749 §2.3: exactly one method per request.
       if (used.length === 0) {
         throw refuse('client authentication is required: send a client assertion (private_key_jwt or a JWT-SVID) or use mTLS with an X.509-SVID');

@@ -247,3 +247,14 @@ test('configuration mistakes are TypeErrors', () => {
   assert.throws(() => createDpopVerifier({ replay, clock, nonce: { secret: new Uint8Array(8), required: true } }), TypeError);
   assert.throws(() => createDpopVerifier({ replay, clock, maxAgeSeconds: 0 }), TypeError);
 });
+
+test('the DPoP challenge lists the configured algorithms (RFC 9449 §7.1 algs), not a fixed list', async () => {
+  const { verifier } = setup({ algorithms: ['ES256'] });
+  const h = await holder();
+  const ctx: DpopRequestContext = { method: 'GET', url: 'https://api.example/mcp', accessToken: 'a.b.c', expectedJkt: h.jkt, site: 'resource' };
+  await assert.rejects(verifier.verify(await proof(h, { htm: 'GET', htu: 'https://api.example/mcp' }), ctx), (err: unknown) => {
+    assert.ok(err instanceof InvalidDpopProofError);
+    assert.match(err.wwwAuthenticate() ?? '', /algs="ES256"$/);
+    return true;
+  });
+});

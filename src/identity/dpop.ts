@@ -188,6 +188,7 @@ export function createDpopVerifier(options: DpopVerifierOptions): DpopVerifier {
       const fail = (description: string, detail?: string, cause?: unknown): InvalidDpopProofError =>
         new InvalidDpopProofError(description, {
           site,
+          algs: algorithms,
           ...(detail === undefined ? {} : { detail }),
           ...(cause === undefined ? {} : { cause }),
         });
@@ -285,7 +286,7 @@ export function createDpopVerifier(options: DpopVerifierOptions): DpopVerifier {
             proofNonce === undefined
               ? 'a DPoP nonce is required: retry with the nonce from the DPoP-Nonce header'
               : 'the DPoP nonce is stale or invalid: retry with the nonce from the DPoP-Nonce header',
-            { site, nonce: currentNonce() },
+            { site, nonce: currentNonce(), algs: algorithms },
           );
         }
       }

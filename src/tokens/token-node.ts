@@ -312,7 +312,7 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
       throw refuseToken(`client ${claims.client_id} is not an active registered service`);
     }
     if (claims.cnf?.jkt !== undefined) {
-      if (scheme !== 'dpop') throw new InvalidDpopProofError('this access token is DPoP-bound: send it as "Authorization: DPoP <token>" with a DPoP proof', { site: 'resource' });
+      if (scheme !== 'dpop') throw new InvalidDpopProofError('this access token is DPoP-bound: send it as "Authorization: DPoP <token>" with a DPoP proof', { site: 'resource', algs: dpop.algorithms });
       await dpop.verify(request.dpop, { method: request.method, url: `${issuer()}${request.path}`, accessToken: token, expectedJkt: claims.cnf.jkt, site: 'resource' });
     } else if (scheme === 'dpop') {
       throw refuseToken('this access token is not DPoP-bound: send it as "Authorization: Bearer <token>"');
