@@ -239,7 +239,8 @@ export function createClientAuthenticator(options: ClientAuthenticatorOptions): 
         assertion,
         async (h, t): Promise<VerificationKey> => {
           // The first registered source that has a key for (kid, alg) answers; only no-match falls through.
-          let last: unknown = new joseErrors.JWKSNoMatchingKey();
+          // The error is built only when thrown: its stack trace is a measurable cost per request.
+          let last: unknown;
           for (const source of sources) {
             try {
               return await source.getKey(h, t);
@@ -248,7 +249,7 @@ export function createClientAuthenticator(options: ClientAuthenticatorOptions): 
               last = err;
             }
           }
-          throw last;
+          throw last ?? new joseErrors.JWKSNoMatchingKey();
         },
         {
           algorithms,
