@@ -29,7 +29,7 @@ import { createRemoteKeySource, createStaticKeySource } from '../identity/key-so
 import { createUserAuthenticator, type UserAuthenticator } from '../identity/oidc-users.ts';
 import { createFetchJson } from '../identity/outbound.ts';
 import { MANDATE_API_SCOPES, principalLookup } from '../identity/registry.ts';
-import { createBundleSource, SvidVerificationError, verifyJwtSvid, type SpiffeBundleSource } from '../identity/spiffe.ts';
+import { createBundleSource, JWT_SVID_ALGORITHMS, SvidVerificationError, verifyJwtSvid, type SpiffeBundleSource } from '../identity/spiffe.ts';
 import { KeysUnavailableError } from '../identity/key-sources.ts';
 import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
@@ -247,7 +247,13 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
         if (bundles.size === 0) throw new InvalidGrantError('the actor_token is a JWT-SVID, but no SPIFFE trust domain is configured');
         let svid;
         try {
-          svid = await verifyJwtSvid(token, { audiences: [issuer(), ...config.spiffe.audiences], bundles, clock, clockToleranceSeconds: config.clientAuth.clockToleranceSeconds });
+          svid = await verifyJwtSvid(token, {
+            audiences: [issuer(), ...config.spiffe.audiences],
+            bundles,
+            clock,
+            clockToleranceSeconds: config.clientAuth.clockToleranceSeconds,
+            algorithms: config.clientAuth.algorithms.filter((a) => (JWT_SVID_ALGORITHMS as readonly string[]).includes(a)),
+          });
         } catch (err) {
           if (err instanceof SvidVerificationError) {
             if (err.reason === 'unavailable') throw new KeysUnavailableError(`the actor_token cannot be verified now: ${err.message}`, { cause: err });
