@@ -32,6 +32,8 @@ export interface SqliteIdentityStores {
   principals: PrincipalStore;
   signingKeys: SigningKeyStore;
   tokens: TokenStore;
+  /** Writes an issued token's row inside the caller's transaction (tasks open and renew with it). */
+  insertToken: (token: IssuedTokenRecord) => void;
 }
 
 interface PrincipalRow {
@@ -403,7 +405,7 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
     },
   };
 
-  const recordTx = db.transaction((t: IssuedTokenRecord, event: NewAuditEventV1) => {
+  const insertToken = (t: IssuedTokenRecord) =>
     stmt.tokenInsert.run({
       jti: t.jti,
       client_id: t.clientId,
@@ -417,6 +419,8 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
       issued_at: t.issuedAt,
       expires_at: t.expiresAt,
     });
+  const recordTx = db.transaction((t: IssuedTokenRecord, event: NewAuditEventV1) => {
+    insertToken(t);
     insertAudit(event);
   });
   const revokeTx = db.transaction((jti: string, atMs: number, reason: string, event: NewAuditEventV1): boolean => {
@@ -462,5 +466,5 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
     },
   };
 
-  return { replay, principals, signingKeys, tokens };
+  return { replay, principals, signingKeys, tokens, insertToken };
 }

@@ -19,6 +19,7 @@ import { systemClock, type Clock } from '../core/ports.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
 import { createSqliteIdentityStores } from './sqlite-identity.ts';
+import { createSqliteTaskStores } from './sqlite-tasks.ts';
 import type { Migration } from './migrations/migration.ts';
 import { sqliteMigrations } from './migrations/sqlite-migrations.ts';
 import {
@@ -32,6 +33,11 @@ import {
   type SigningKeyStore,
   type Store,
   type TokenStore,
+  type TaskStore,
+  type ApprovalStore,
+  type UserStatusStore,
+  type RevocationFeedStore,
+  type LockdownStore,
 } from './store.ts';
 
 /** Options for {@link openSqliteStore}. */
@@ -153,6 +159,16 @@ export class SqliteStore implements Store {
   readonly signingKeys: SigningKeyStore;
   /** Issued tokens. */
   readonly tokens: TokenStore;
+  /** Tasks and task grants. */
+  readonly tasks: TaskStore;
+  /** Approval requests. */
+  readonly approvals: ApprovalStore;
+  /** Disabled users. */
+  readonly users: UserStatusStore;
+  /** The revocation feed. */
+  readonly revocations: RevocationFeedStore;
+  /** The break-glass switch. */
+  readonly lockdown: LockdownStore;
 
   #db: BetterSqlite3.Database | undefined;
   readonly #clock: Clock;
@@ -228,6 +244,12 @@ export class SqliteStore implements Store {
     this.principals = identity.principals;
     this.signingKeys = identity.signingKeys;
     this.tokens = identity.tokens;
+    const taskStores = createSqliteTaskStores(db, (op, fn) => this.#run(op, fn), (event) => insert.run(toRow(event)), identity.insertToken);
+    this.tasks = taskStores.tasks;
+    this.approvals = taskStores.approvals;
+    this.users = taskStores.users;
+    this.revocations = taskStores.revocations;
+    this.lockdown = taskStores.lockdown;
     this.meta = {
       get: async (key) => {
         if (typeof key !== 'string' || key === '') throw new TypeError('meta.get: key must be a non-empty string');

@@ -147,6 +147,176 @@ export interface TokenStore {
   revoke(jti: string, atMs: number, reason: string, event: NewAuditEventV1): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Tasks, task grants (refresh tokens), approvals, user status, revocations and lockdown (issue 5).
+
+/** A task's state: `open`; `ended` (by the agent, a timeout or the user); `revoked` (by a context change). */
+export type TaskStatus = 'open' | 'ended' | 'revoked';
+
+/** One run of an approved workflow by an agent for a user: the task grant (consent) and its live state. */
+export interface TaskRecord {
+  readonly id: string;
+  /** The user: (issuer, subject) from their IdP token. */
+  readonly userIss: string;
+  readonly userSub: string;
+  /** The registered agent running the task (the OAuth client that opened it). */
+  readonly agentId: string;
+  readonly workflowId: string;
+  /** The workflow version the task is bound to (content hash). */
+  readonly workflowVersion: string;
+  /** The purpose the agent stated when opening the task. */
+  readonly purpose: string;
+  readonly status: TaskStatus;
+  /** Epoch ms. */
+  readonly openedAt: number;
+  /** The workflow's maximum duration, as a deadline (epoch ms). */
+  readonly expiresAt: number;
+  /** The workflow's idle timeout, ms. */
+  readonly idleTimeoutMs: number;
+  readonly lastActivityAt: number;
+  readonly stepsTaken: number;
+  /** Times (epoch ms) of the most recent steps, oldest first, for the rate limit (bounded). */
+  readonly recentSteps: readonly number[];
+  readonly endedAt?: number;
+  /** A stable reason code (`ended_by_agent`, `max_duration`, `idle_timeout`, `agent_suspended`, …). */
+  readonly endReason?: string;
+}
+
+/** A step's effect on the task's counters. */
+export interface TaskStepUpdate {
+  readonly stepsTaken: number;
+  readonly recentSteps: readonly number[];
+  readonly lastActivityAt: number;
+}
+
+/** Which open tasks a revocation closes. */
+export type TaskSelector =
+  | { readonly taskId: string }
+  | { readonly agentId: string }
+  | { readonly user: { readonly iss: string; readonly sub: string } }
+  | { readonly workflowId: string }
+  | { readonly all: true };
+
+/**
+ * A refresh token: the handle of a task grant. Only its SHA-256 is stored. It is rotated at every use; a second
+ * use of a rotated one is a theft signal and revokes the task (RFC 9700 §4.14.2).
+ */
+export interface RefreshTokenRecord {
+  /** base64url SHA-256 of the token. */
+  readonly hash: string;
+  readonly taskId: string;
+  readonly clientId: string;
+  /** The DPoP key the refresh token is bound to, when the client used DPoP (RFC 9449 §5). */
+  readonly jkt?: string;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly usedAt?: number;
+}
+
+/** What rotating a refresh token came to. */
+export type RefreshRotation = 'rotated' | 'reused' | 'unknown';
+
+/** Tasks and their grants. Every change commits with its audit event; closing a task revokes all it holds. */
+export interface TaskStore {
+  /** Opens a task: the task, its refresh token and its first mandate's record, with the event, in ONE transaction. */
+  open(task: TaskRecord, refresh: RefreshTokenRecord, token: IssuedTokenRecord, event: NewAuditEventV1): Promise<void>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  list(filter?: { status?: TaskStatus; agentId?: string; limit?: number }): Promise<TaskRecord[]>;
+  /**
+   * Records a step if the task is still open and nobody recorded another step since it was read (`expectedSteps`);
+   * resolves `false` otherwise (the caller re-reads and re-checks).
+   */
+  recordStep(id: string, expectedSteps: number, update: TaskStepUpdate): Promise<boolean>;
+  /**
+   * Closes the open tasks the selector names, in ONE transaction: each task's status, every unrevoked token
+   * issued for it (mandates re-exchanged from them carry the task too), its refresh tokens, one revocation feed
+   * entry per task and the event `eventFor` builds for it. Resolves the tasks it closed (none when none was open).
+   */
+  close(selector: TaskSelector, status: Exclude<TaskStatus, 'open'>, atMs: number, reason: string, eventFor: (task: TaskRecord) => NewAuditEventV1): Promise<TaskRecord[]>;
+  /** A refresh token by its hash. */
+  refreshToken(hash: string): Promise<RefreshTokenRecord | undefined>;
+  /**
+   * Rotates a refresh token in ONE transaction: marks `oldHash` used (only if unused), stores `next` and the new
+   * mandate's record with its event. `reused` when `oldHash` was used before (nothing is written), `unknown` when
+   * there is no such token.
+   */
+  rotate(oldHash: string, atMs: number, next: RefreshTokenRecord, token: IssuedTokenRecord, event: NewAuditEventV1): Promise<RefreshRotation>;
+}
+
+/** A person's approval of one exact call (step-up). */
+export interface ApprovalRecord {
+  readonly id: string;
+  readonly taskId?: string;
+  /** The user the call is made for, and the agents acting (outermost first). */
+  readonly userIss?: string;
+  readonly userSub: string;
+  readonly actors: readonly string[];
+  readonly action: string;
+  readonly resource: { readonly type: string; readonly id: string };
+  /** base64url SHA-256 of the canonical JSON of the call's arguments: the approval is for exactly these. */
+  readonly argsHash: string;
+  /** What the approver is shown: the action, the resource and a bounded summary of the arguments. */
+  readonly summary: string;
+  readonly status: 'pending' | 'approved' | 'denied' | 'expired' | 'used';
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly decidedAt?: number;
+  readonly decidedBy?: string;
+  readonly reason?: string;
+  readonly usedAt?: number;
+}
+
+/** Approval requests. */
+export interface ApprovalStore {
+  create(approval: ApprovalRecord, event: NewAuditEventV1): Promise<void>;
+  get(id: string): Promise<ApprovalRecord | undefined>;
+  list(filter?: { status?: ApprovalRecord['status']; taskId?: string; limit?: number }): Promise<ApprovalRecord[]>;
+  /** Approves or denies a pending, unexpired request; resolves the updated record, or undefined if it was not pending. */
+  decide(id: string, decision: { status: 'approved' | 'denied'; by: string; reason?: string; atMs: number }, event: NewAuditEventV1): Promise<ApprovalRecord | undefined>;
+  /** Uses an approved, unused, unexpired approval for exactly `argsHash` (single use); resolves whether it was used now. */
+  consume(id: string, argsHash: string, atMs: number, event: NewAuditEventV1): Promise<boolean>;
+}
+
+/** Users Mandate was told to stop acting for (CAEP, the admin API). Users themselves live at the IdP. */
+export interface UserStatusStore {
+  /** Disables a user and closes their open tasks (revoked), in ONE transaction; resolves the tasks closed. */
+  disable(user: { iss: string; sub: string }, atMs: number, reason: string, event: NewAuditEventV1, taskEvent: (task: TaskRecord) => NewAuditEventV1): Promise<TaskRecord[]>;
+  enable(user: { iss: string; sub: string }, event: NewAuditEventV1): Promise<boolean>;
+  isDisabled(user: { iss: string; sub: string }): Promise<boolean>;
+  list(): Promise<Array<{ iss: string; sub: string; disabledAt: number; reason: string }>>;
+}
+
+/** One entry of the revocation feed: what other nodes (a later issue: through PostgreSQL) must apply. */
+export interface RevocationEntry {
+  readonly seq: number;
+  readonly kind: 'task' | 'token' | 'principal' | 'user' | 'lockdown';
+  readonly target: string;
+  readonly atMs: number;
+  readonly reason: string;
+}
+
+/** The break-glass switch. */
+export interface LockdownState {
+  readonly active: boolean;
+  readonly since?: number;
+  readonly by?: string;
+  readonly reason?: string;
+}
+
+/** Lockdown: engaging it closes every open task and revokes every active mandate (not Mandate's own API tokens). */
+export interface LockdownStore {
+  get(): Promise<LockdownState>;
+  /** Engages lockdown in ONE transaction with the revocations; resolves the tasks it closed. */
+  engage(atMs: number, by: string, reason: string, apiAudience: string, event: NewAuditEventV1, taskEvent: (task: TaskRecord) => NewAuditEventV1): Promise<TaskRecord[]>;
+  lift(atMs: number, by: string, event: NewAuditEventV1): Promise<boolean>;
+}
+
+/** The revocation feed (read side). */
+export interface RevocationFeedStore {
+  /** Entries after `afterSeq`, oldest first. */
+  since(afterSeq: number, limit: number): Promise<RevocationEntry[]>;
+}
+
 /** Mandate's persistent state behind one async interface; implementations: `SqliteStore` (later: PostgreSQL). */
 export interface Store {
   /** Which implementation this is. */
@@ -167,6 +337,16 @@ export interface Store {
   readonly signingKeys: SigningKeyStore;
   /** Issued tokens. */
   readonly tokens: TokenStore;
+  /** Tasks and task grants. */
+  readonly tasks: TaskStore;
+  /** Approval requests. */
+  readonly approvals: ApprovalStore;
+  /** Disabled users. */
+  readonly users: UserStatusStore;
+  /** The revocation feed. */
+  readonly revocations: RevocationFeedStore;
+  /** The break-glass switch. */
+  readonly lockdown: LockdownStore;
   /** Closes the store; idempotent. Calls after `close()` reject with `StoreUnavailableError`. */
   close(): Promise<void>;
 }

@@ -146,4 +146,93 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX principal_credentials_principal ON principal_credentials (principal_id);
     `,
   },
+  {
+    version: 4,
+    name: 'tasks_approvals_revocation',
+    sql: `
+      -- Tasks: one run of an approved workflow by an agent for a user (the task grant and its live state).
+      CREATE TABLE tasks (
+        id               TEXT PRIMARY KEY,
+        user_iss         TEXT NOT NULL,
+        user_sub         TEXT NOT NULL,
+        agent_id         TEXT NOT NULL,
+        workflow_id      TEXT NOT NULL,
+        workflow_version TEXT NOT NULL,
+        purpose          TEXT NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('open', 'ended', 'revoked')),
+        opened_at        INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        idle_timeout_ms  INTEGER NOT NULL,
+        last_activity_at INTEGER NOT NULL,
+        steps_taken      INTEGER NOT NULL,
+        recent_steps     TEXT NOT NULL CHECK (json_valid(recent_steps)),
+        ended_at         INTEGER,
+        end_reason       TEXT
+      ) STRICT;
+      CREATE INDEX tasks_open ON tasks (status) WHERE status = 'open';
+      CREATE INDEX tasks_agent ON tasks (agent_id, status);
+      CREATE INDEX tasks_user ON tasks (user_iss, user_sub, status);
+
+      -- Refresh tokens (task grant handles): only their hash; rotated at each use.
+      CREATE TABLE refresh_tokens (
+        hash       TEXT PRIMARY KEY,
+        task_id    TEXT NOT NULL REFERENCES tasks (id),
+        client_id  TEXT NOT NULL,
+        jkt        TEXT,
+        issued_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+      ) STRICT;
+      CREATE INDEX refresh_tokens_task ON refresh_tokens (task_id);
+
+      -- Approval requests (step-up): bound to one exact call by the hash of its arguments.
+      CREATE TABLE approvals (
+        id         TEXT PRIMARY KEY,
+        task_id    TEXT,
+        user_iss   TEXT,
+        user_sub   TEXT NOT NULL,
+        actors     TEXT NOT NULL CHECK (json_valid(actors)),
+        action     TEXT NOT NULL,
+        resource   TEXT NOT NULL CHECK (json_valid(resource)),
+        args_hash  TEXT NOT NULL,
+        summary    TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'used')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        decided_by TEXT,
+        reason     TEXT,
+        used_at    INTEGER
+      ) STRICT;
+      CREATE INDEX approvals_pending ON approvals (status, created_at);
+      CREATE INDEX approvals_task ON approvals (task_id) WHERE task_id IS NOT NULL;
+
+      -- Users Mandate must no longer act for (CAEP, admin API). The IdP owns users; this is only the deny list.
+      CREATE TABLE disabled_users (
+        iss         TEXT NOT NULL,
+        sub         TEXT NOT NULL,
+        disabled_at INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        PRIMARY KEY (iss, sub)
+      ) STRICT, WITHOUT ROWID;
+
+      -- The revocation feed: every revocation in order, for other nodes to apply (a later issue).
+      CREATE TABLE revocations (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind   TEXT NOT NULL CHECK (kind IN ('task', 'token', 'principal', 'user', 'lockdown')),
+        target TEXT NOT NULL,
+        at     INTEGER NOT NULL,
+        reason TEXT NOT NULL
+      ) STRICT;
+
+      -- The break-glass switch (one row).
+      CREATE TABLE lockdown (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        active INTEGER NOT NULL CHECK (active IN (0, 1)),
+        since  INTEGER,
+        by     TEXT,
+        reason TEXT
+      ) STRICT;
+    `,
+  },
 ];
