@@ -93,7 +93,7 @@ const noDuplicates = (what: string) => (items: readonly { name: string }[], ctx:
   items.forEach((item, i) => {
     const first = seen.get(item.name);
     if (first !== undefined) {
-      ctx.addIssue({ code: 'custom', path: [i, 'name'], input: item.name, message: `a ${what} not already listed at [${first}]` });
+      ctx.addIssue({ code: 'custom', path: [i, 'name'], input: item.name, message: `${what} not already listed at [${first}]` });
     } else seen.set(item.name, i);
   });
 };
@@ -109,7 +109,7 @@ export const WorkflowDefinitionSchema = z
       name: text(200),
       description: text(4000).optional(),
       status: z.enum(['active', 'retired'], { error: 'active or retired' }).default('active'),
-      tools: list(WorkflowToolSchema, 'tools', 256).superRefine(noDuplicates('tool')).default([]),
+      tools: list(WorkflowToolSchema, 'tools', 256).superRefine(noDuplicates('a tool')).default([]),
       data: z.strictObject(
         {
           maxSensitivityLevel: int(0, 3),
@@ -122,7 +122,7 @@ export const WorkflowDefinitionSchema = z
       ),
       actions: list(WorkflowActionSchema, 'actions', 64)
         .min(1, { error: 'at least one action' })
-        .superRefine(noDuplicates('action')),
+        .superRefine(noDuplicates('an action')),
       steps: z.strictObject(
         {
           max: int(1, 1_000_000),
@@ -143,9 +143,10 @@ export const WorkflowDefinitionSchema = z
           },
           { error: 'a mapping with maxSeconds and optionally idleSeconds' },
         )
-        .refine((d) => d.idleSeconds === undefined || d.idleSeconds <= d.maxSeconds, {
-          error: 'idleSeconds at most maxSeconds',
-          path: ['idleSeconds'],
+        .superRefine((d, ctx) => {
+          if (d.idleSeconds !== undefined && d.idleSeconds > d.maxSeconds) {
+            ctx.addIssue({ code: 'custom', path: ['idleSeconds'], input: d.idleSeconds, message: 'idleSeconds at most maxSeconds' });
+          }
         }),
       onViolation: z
         .strictObject(
@@ -162,7 +163,7 @@ export const WorkflowDefinitionSchema = z
   .superRefine((w, ctx) => {
     // A tool is used through an action (call, or an effect such as send): a workflow with tools but no action
     // that reaches a tool could never use them.
-    if (w.tools.length > 0 && w.actions.every((a) => DATA_ACTIONS.has(a.name))) {
+    if (w.tools.length > 0 && w.actions.length > 0 && w.actions.every((a) => DATA_ACTIONS.has(a.name))) {
       ctx.addIssue({ code: 'custom', path: ['actions'], input: names(w.actions), message: 'an action that uses tools (call, send, trigger, ...) when tools are listed' });
     }
   });
@@ -520,7 +521,7 @@ export function checkWorkflowEntities(workflows: ReadonlyMap<string, Workflow>, 
       continue;
     }
     const expected = workflowEntity(w).attrs;
-    const differing = Object.keys(expected).filter((k) => canonicalJson(normalizeAttr(e.attrs[k])) !== canonicalJson(normalizeAttr(expected[k])));
+    const differing = Object.keys(expected).filter((k) => e.attrs[k] === undefined || canonicalJson(normalizeAttr(e.attrs[k])) !== canonicalJson(normalizeAttr(expected[k])));
     const extra = Object.keys(e.attrs).filter((k) => !(k in expected));
     if (differing.length > 0 || extra.length > 0) {
       const what = [...differing.map((k) => `${k} (file: ${canonicalJson(expected[k])}, entity: ${e.attrs[k] === undefined ? 'missing' : canonicalJson(e.attrs[k])})`), ...extra.map((k) => `${k} (not from the file)`)];
