@@ -20,9 +20,12 @@ export const MAX_AUDIT_DATA_BYTES = 8192;
  * `auth.failure` — a caller failed to authenticate; `admin` — an administrative change;
  * `token.issue` — a token was issued (written in the same transaction as the token's record);
  * `token.refuse` — a token request was refused; `token.revoke` — a token was revoked (same transaction);
- * `token.introspect` — a token was introspected.
+ * `token.introspect` — a token was introspected; `signal.receive` — a Security Event Token (SSF/CAEP) was accepted;
+ * `signal.refuse` — a pushed SET was refused; `signal.emit` — a SET Mandate sent was delivered or given up on;
+ * `task.close` — a task ended or was revoked (same transaction as its revocations); `approval.request` /
+ * `approval.decide` — a person's approval was asked for / given or refused; `lockdown` — lockdown engaged or lifted.
  */
-export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin', 'token.issue', 'token.refuse', 'token.revoke', 'token.introspect']);
+export const AuditEventTypeV1 = z.enum(['decision', 'policy.load', 'policy.reject', 'auth.failure', 'admin', 'token.issue', 'token.refuse', 'token.revoke', 'token.introspect', 'signal.receive', 'signal.refuse', 'signal.emit', 'task.close', 'approval.request', 'approval.decide', 'lockdown']);
 /** One of the audit event types. */
 export type AuditEventType = z.infer<typeof AuditEventTypeV1>;
 
