@@ -104,7 +104,7 @@ export interface SetReceiver {
   status(): TransmitterStatus[];
 }
 
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const COMPACT_JWE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const INITIATING: ReadonlySet<string> = new Set(['admin', 'user', 'policy', 'system']);
 const CHANGE_TYPES: ReadonlySet<string> = new Set(['create', 'revoke', 'update', 'delete']);
