@@ -101,7 +101,7 @@ async function api(method: string, path: string, body?: unknown, caller = 'svc-1
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown> & unknown[]) };
+  return { status: response.status, headers: response.headers, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> & unknown[] };
 }
 
 async function createStream(overrides: Record<string, unknown> = {}, caller = 'svc-1'): Promise<string> {
