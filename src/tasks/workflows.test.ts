@@ -343,3 +343,49 @@ test('workflowEntity is the Cedar Workflow entity; checkWorkflowEntities finds e
   const orphan: EntityJson = { uid: { type: 'Workflow', id: 'gone' }, attrs: {}, parents: [] };
   assert.equal(checkWorkflowEntities(workflows, [orphan])[0]?.severity, 'warning');
 });
+
+async function validate(dir: string, ...flags: string[]): Promise<{ code: number; out: string }> {
+  const { runCli } = await import('../cli/run-cli.ts');
+  let out = '';
+  const io = { stdout: (t: string) => void (out += t), stderr: (t: string) => void (out += t), readStdin: async () => '', cwd: '/', env: {} };
+  const code = await runCli(['policy', 'validate', dir, ...flags], io);
+  return { code, out };
+}
+
+test('mandate policy validate checks the workflows too: how many loaded, each problem as file:line:col, exit 1', async () => {
+  const good = await validate(EXAMPLES);
+  assert.equal(good.code, 0, good.out);
+  assert.match(good.out, /^\d+ policies, \d+ entities: valid \(version sha256:[0-9a-f]{64}\)\nengine: compiled .*\n3 workflows \(1 retired\): valid \(version sha256:[0-9a-f]{64}\)\n$/);
+  const schema = await readFile(join(EXAMPLES, 'schema.cedarschema'), 'utf8');
+  const policy = '@id("p") permit (principal is User, action == Action::"read", resource);\n';
+  await withDir({ 'schema.cedarschema': schema, 'p.cedar': policy }, async (dir) => {
+    const r = await validate(dir);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /\n0 workflows \(no workflow files in workflows\/\)\n$/);
+  });
+  await withDir({ 'schema.cedarschema': schema, 'p.cedar': policy, 'workflows/demo.yaml': VALID.replace('max: 5', 'max: -1') }, async (dir) => {
+    const r = await validate(dir);
+    assert.equal(r.code, 1);
+    assert.ok(r.out.includes(`${dir}/workflows/demo.yaml:22:8: error: steps.max: found number -1, expected an integer 1..1000000\n${dir}/workflows: invalid (1 error); no workflow would be loaded\n`), r.out);
+    const json = await validate(dir, '--json');
+    assert.equal(json.code, 1);
+    assert.deepEqual((JSON.parse(json.out) as PolicyDiagnostic[]).map((d) => d.position), [{ file: 'workflows/demo.yaml', line: 22, column: 8 }]);
+  });
+  // An entity in entities.yaml that says something else than the workflow's file.
+  const entities = (await readFile(join(EXAMPLES, 'entities.yaml'), 'utf8')).replace('maxSteps: 20', 'maxSteps: 200');
+  await withDir({ 'schema.cedarschema': schema, 'p.cedar': policy, 'entities.yaml': entities, 'workflows/lead-followup.yaml': await readFile(join(EXAMPLES, 'workflows/lead-followup.yaml'), 'utf8') }, async (dir) => {
+    const r = await validate(dir);
+    assert.equal(r.code, 1);
+    const line = entities.split('\n').findIndex((l) => l.includes('{ type: Workflow, id: lead-followup }')) + 1;
+    assert.match(r.out, new RegExp(`^${dir}/entities\\.yaml:${line}:1: error: Workflow::"lead-followup" in entities\\.yaml differs from workflows/lead-followup\\.yaml: maxSteps \\(file: 20, entity: 200\\)`, 'm'));
+    // Entities without a file: a warning each, for ticket-triage and spring-campaign.
+    assert.equal(r.out.split('\n').filter((l) => l.includes(': warning: ') && l.includes('no task can be opened for it')).length, 2);
+  });
+  // A refused policy set lists the workflow problems too.
+  await withDir({ 'schema.cedarschema': schema, 'bad.cedar': 'permit (principal, action, resource) when { nope };', 'workflows/demo.yaml': VALID.replace('max: 5', 'max: -1') }, async (dir) => {
+    const r = await validate(dir);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /workflows\/demo\.yaml:22:8: error: steps\.max/);
+    assert.match(r.out, /: invalid \(\d+ errors\); the set would be refused whole\n$/);
+  });
+});

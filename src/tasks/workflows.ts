@@ -511,13 +511,24 @@ export function workflowEntity(workflow: WorkflowDefinition): EntityJson {
  * directory's entity is authoritative in decisions, so an entity that says something else than its file is an
  * error; an entity without a file is a warning (no task can be opened for it).
  */
-export function checkWorkflowEntities(workflows: ReadonlyMap<string, Workflow>, entities: readonly EntityJson[], entitiesFile = 'entities.yaml'): PolicyDiagnostic[] {
+export function checkWorkflowEntities(
+  workflows: ReadonlyMap<string, Workflow>,
+  entities: readonly EntityJson[],
+  entitiesFile: PolicySourceFile = { path: 'entities.yaml', text: '' },
+): PolicyDiagnostic[] {
   const out: PolicyDiagnostic[] = [];
+  const lines = entitiesFile.text.split('\n');
+  // The line of `uid: { type: Workflow, id: <id> }` (either key order, quoted or not); 1 when not found.
+  const lineOf = (id: string) => {
+    const i = lines.findIndex((l) => /\bWorkflow\b/.test(l) && new RegExp(`\\bid"?\\s*:\\s*["']?${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*[,}]`).test(l));
+    return i < 0 ? 1 : i + 1;
+  };
   for (const e of entities) {
     if (e.uid.type !== 'Workflow') continue;
+    const position = { file: entitiesFile.path, line: lineOf(e.uid.id), column: 1 };
     const w = workflows.get(e.uid.id);
     if (w === undefined) {
-      out.push({ severity: 'warning', message: `Workflow::"${e.uid.id}" is defined in ${entitiesFile} but there is no ${WORKFLOWS_FOLDER}/${e.uid.id}.yaml: no task can be opened for it`, position: { file: entitiesFile, line: 1, column: 1 } });
+      out.push({ severity: 'warning', message: `Workflow::"${e.uid.id}" is defined in ${entitiesFile.path} but there is no ${WORKFLOWS_FOLDER}/${e.uid.id}.yaml: no task can be opened for it`, position });
       continue;
     }
     const expected = workflowEntity(w).attrs;
@@ -527,8 +538,8 @@ export function checkWorkflowEntities(workflows: ReadonlyMap<string, Workflow>, 
       const what = [...differing.map((k) => `${k} (file: ${canonicalJson(expected[k])}, entity: ${e.attrs[k] === undefined ? 'missing' : canonicalJson(e.attrs[k])})`), ...extra.map((k) => `${k} (not from the file)`)];
       out.push({
         severity: 'error',
-        message: `Workflow::"${e.uid.id}" in ${entitiesFile} differs from ${w.file}: ${what.join('; ')}. The directory's entity decides, so it must say what the file says`,
-        position: { file: entitiesFile, line: 1, column: 1 },
+        message: `Workflow::"${e.uid.id}" in ${entitiesFile.path} differs from ${w.file}: ${what.join('; ')}. The directory's entity decides, so it must say what the file says`,
+        position,
       });
     }
   }
