@@ -16,6 +16,8 @@ import type { Store } from '../store/store.ts';
 import type { PolicyDiagnostic } from '../policy/types.ts';
 import type { Logger } from 'pino';
 import { startTokenNode, type TokenNode } from '../tokens/token-node.ts';
+import { WorkflowCatalog, withWorkflows } from '../tasks/workflow-catalog.ts';
+import { directoryLookup } from '../tasks/directory-lookup.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 
 /** A running node. */
@@ -58,15 +60,36 @@ export async function startMandate(
     throw err;
   }
   const decisionLog = new DecisionLog(store.audit, config.audit);
-  const engine = new PolicyEngine({ engine: config.policy.engine });
+  const policyEngine = new PolicyEngine({ engine: config.policy.engine });
+  // Workflows load with the policy set (all or nothing); a change re-decides every open task.
+  const catalog = new WorkflowCatalog();
+  let tokens: TokenNode | undefined;
+  const engine = withWorkflows(policyEngine, catalog, async () => {
+    if (tokens === undefined) return;
+    try {
+      const revoked = await tokens.service.reevaluateOpenTasks();
+      if (revoked.length > 0) logger.warn({ tasks: revoked.map((t) => t.id) }, 'open tasks revoked: the new policy set or workflows no longer allow them');
+    } catch (err) {
+      // Steps are checked at call time anyway; a task that should have been revoked is denied at its next step.
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'open tasks could not be re-evaluated after a policy change');
+    }
+  });
   let server: MandateServer | undefined;
   let stopWatching = () => undefined as void;
   try {
     // The token service runs when there is something to issue mandates for. It needs the KEK: a node that
     // cannot read its signing keys refuses to start rather than serving without them.
-    let tokens: TokenNode | undefined;
     if (config.resources.length > 0 || config.principals.some((p) => p.apiScopes.length > 0)) {
-      tokens = await startTokenNode({ config, store, engine, clock: systemClock, env: options.env ?? process.env, logger });
+      tokens = await startTokenNode({
+        config,
+        store,
+        engine,
+        clock: systemClock,
+        env: options.env ?? process.env,
+        logger,
+        workflows: () => catalog.current(),
+        resourceLookup: directoryLookup(policyEngine),
+      });
       for (const w of tokens.warnings) logger.warn(w);
     }
     const node = tokens;
@@ -86,6 +109,7 @@ export async function startMandate(
               dpopAlgorithms: node.dpop.algorithms,
               assertionAlgorithms: node.assertionAlgorithms,
               authMethods: node.authMethods,
+              tasks: true,
               scopes: node.scopes,
               authenticateApiCaller: node.authenticateApiCaller,
               readiness: node.readiness,

@@ -48,6 +48,8 @@ export interface OAuthServerPort {
    * (`Authorization: Bearer|DPoP <mandate>`); rejects with `InvalidTokenError` / DPoP errors.
    */
   authenticateApiCaller(request: { authorization: string; dpop?: string | readonly string[]; method: string; path: string }): Promise<{ id: string; scopes: readonly string[] }>;
+  /** Whether tasks are on: refresh_token grant and RFC 9396 `mandate_task` details. */
+  tasks?: boolean;
   /** Readiness of the identity sources (IdP keys, SPIFFE bundles), for `/readyz`. */
   readiness(): { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
 }
@@ -141,7 +143,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext, oa
         jwks_uri: endpoint(OAUTH_PATHS.jwks),
         introspection_endpoint: endpoint(OAUTH_PATHS.introspect),
         revocation_endpoint: endpoint(OAUTH_PATHS.revoke),
-        grant_types_supported: [GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS],
+        grant_types_supported: [GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS, ...(oauth.tasks === true ? ['refresh_token'] : [])],
+        ...(oauth.tasks === true ? { authorization_details_types_supported: ['mandate_task'] } : {}),
         // No authorization endpoint: users sign in at their IdP; Mandate only exchanges tokens.
         response_types_supported: [],
         token_endpoint_auth_methods_supported: oauth.authMethods,

@@ -35,7 +35,9 @@ import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, Princi
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
 import type { DecisionPoint } from '../policy/types.ts';
 import { verifyCredential } from '../config/credentials.ts';
-import type { Store } from '../store/store.ts';
+import type { Store, TaskRecord } from '../store/store.ts';
+import type { ResourceLookup } from '../tasks/step-check.ts';
+import type { Workflow } from '../tasks/workflows.ts';
 import { signingKeyEvent } from './key-audit.ts';
 import { deriveKekSecret, loadKek } from './key-encryption.ts';
 import { MANDATE_CLOCK_TOLERANCE_SECONDS, parseScope } from './mandate-claims.ts';
@@ -86,7 +88,13 @@ export interface TokenNode {
 /** Options of {@link startTokenNode}. */
 export interface TokenNodeOptions {
   readonly config: Pick<MandateConfig, 'server' | 'identity' | 'tokens' | 'resources' | 'spiffe' | 'dpop' | 'clientAuth'>;
-  readonly store: Pick<Store, 'principals' | 'signingKeys' | 'tokens' | 'replay'>;
+  readonly store: Pick<Store, 'principals' | 'signingKeys' | 'tokens' | 'replay' | 'tasks' | 'users' | 'lockdown'>;
+  /** The workflows tasks run against (reloaded with the policy set); absent: no tasks. */
+  readonly workflows?: () => ReadonlyMap<string, Workflow>;
+  /** Sensitivity and dataset of data resources (the policy directory's entities), for workflow ceilings. */
+  readonly resourceLookup?: ResourceLookup;
+  /** Told of every task closed by the token service (signals). */
+  readonly onTasksClosed?: (tasks: readonly TaskRecord[]) => void;
   readonly engine: DecisionPoint;
   readonly clock: Clock;
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -293,6 +301,18 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
       maxDelegationDepth: config.tokens.maxDelegationDepth,
     },
     apiScopes: MANDATE_API_SCOPES,
+    ...(options.workflows === undefined
+      ? {}
+      : {
+          tasks: {
+            store: store.tasks,
+            users: store.users,
+            lockdown: store.lockdown,
+            workflows: options.workflows,
+            ...(options.resourceLookup === undefined ? {} : { lookup: options.resourceLookup }),
+            ...(options.onTasksClosed === undefined ? {} : { onClosed: options.onTasksClosed }),
+          },
+        }),
   });
 
   const refuseToken = (description: string, detail?: string) =>

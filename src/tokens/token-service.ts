@@ -24,17 +24,35 @@ import {
   UnsupportedGrantTypeError,
   UnsupportedTokenTypeError,
   isMandateError,
+  MandateError,
+  PolicyNotLoadedError,
 } from '../core/errors.ts';
 import type { Clock, IdGenerator } from '../core/ports.ts';
 import type { AuthenticatedClient, AuthenticatedUser, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
 import type { DecisionPoint, EntityJson } from '../policy/types.ts';
-import type { IssuedTokenRecord, TokenStore } from '../store/store.ts';
+import type { IssuedTokenRecord, LockdownStore, RefreshRotation, RefreshTokenRecord, TaskRecord, TaskStore, TokenStore, UserStatusStore } from '../store/store.ts';
+import type { ResourceLookup } from '../tasks/step-check.ts';
+import { workflowEntity, type Workflow } from '../tasks/workflows.ts';
+import {
+  hashRefreshToken,
+  InvalidAuthorizationDetailsError,
+  looksLikeRefreshToken,
+  newRefreshToken,
+  parseTaskDetails,
+  quoted,
+  scopeInWorkflow,
+  TASK_DETAIL_TYPE,
+  taskDecisionInput,
+  taskEndReason,
+  type TaskRequest,
+} from '../tasks/task-grants.ts';
 import { actClaim, actorList, mandateExpiry, parseScope, type MandateClaims } from './mandate-claims.ts';
 import { decideScopes, type ResourceConfig, type ScopeVerdict } from './resources.ts';
 
 /** RFC 8693 grant type and token type URIs. */
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
+export const GRANT_REFRESH_TOKEN = 'refresh_token';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 
@@ -66,6 +84,10 @@ export interface TokenResponse {
   token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
+  /** The task grant's handle, rotated at each use (only for mandates of a task). */
+  refresh_token?: string;
+  /** RFC 9396: the task this mandate belongs to. */
+  authorization_details?: Array<Record<string, unknown>>;
 }
 
 /** The ports the service needs. Each rejects with the right OAuth error; none is optional: fail closed. */
@@ -102,6 +124,29 @@ export interface TokenServiceDeps {
    * `resource` = the issuer identifier; it gets those its registration grants (`apiScopes`), never more.
    */
   apiScopes?: readonly string[];
+  /** Tasks (issue 5): opening them from an exchange, renewing their mandates, lockdown, disabled users. */
+  tasks?: TaskDeps;
+}
+
+/** What the token service needs for tasks. */
+export interface TaskDeps {
+  store: TaskStore;
+  users: UserStatusStore;
+  lockdown: LockdownStore;
+  /** The loaded workflows (they reload with the policy set). */
+  workflows(): ReadonlyMap<string, Workflow>;
+  /** Sensitivity and dataset of data resources, for the workflow's ceiling (the policy directory's entities). */
+  lookup?: ResourceLookup;
+  /** Told of every task closed here (revocation signals, metrics); never throws into the request. */
+  onClosed?(tasks: readonly TaskRecord[]): void;
+}
+
+/** Every new mandate is refused while an administrator's lockdown is on (Mandate's own API tokens excepted). */
+export class LockdownError extends MandateError {
+  static override readonly code: string = 'ERR_LOCKDOWN';
+  override readonly code: string = 'ERR_LOCKDOWN';
+  override readonly status: number = 503;
+  override readonly oauthError: string = 'temporarily_unavailable';
 }
 
 /** Token lifetimes and limits (the `tokens` configuration section). */
@@ -173,6 +218,88 @@ export function createTokenService(deps: TokenServiceDeps) {
   const nowSeconds = () => Math.floor(deps.clock.now() / 1000);
   const newId = () => (deps.ids ? deps.ids.next() : randomUUID());
 
+  // ---- tasks ------------------------------------------------------------------------------------------
+  const taskDeps = (): TaskDeps => {
+    if (deps.tasks === undefined) throw new UnsupportedGrantTypeError('tasks are not enabled on this server');
+    return deps.tasks;
+  };
+
+  const assertNotLocked = async (): Promise<void> => {
+    if (deps.tasks === undefined) return;
+    const lock = await deps.tasks.lockdown.get();
+    if (lock.active) throw new LockdownError('Mandate is in lockdown: no mandate is issued until an administrator lifts it');
+  };
+
+  const assertUserActive = async (iss: string | undefined, sub: string): Promise<void> => {
+    if (deps.tasks === undefined || iss === undefined) return;
+    if (await deps.tasks.users.isDisabled({ iss, sub })) throw new InvalidGrantError('this user is disabled in Mandate: no agent may act for them');
+  };
+
+  /** Closes one task (and everything it holds) now, audited; tells `onClosed`. */
+  const closeTask = async (task: TaskRecord, status: 'ended' | 'revoked', reason: string, actor: string): Promise<void> => {
+    const t = taskDeps();
+    const closed = await t.store.close({ taskId: task.id }, status, deps.clock.now(), reason, (c) =>
+      createAuditEvent(
+        { type: 'task.close', outcome: 'success', actor, subject: `User::"${c.userSub}"`, resource: `task:${c.id}`, data: { taskId: c.id, status, reason, workflow: c.workflowId, agent: c.agentId } },
+        { clock: deps.clock, ids: deps.ids },
+      ),
+    );
+    if (closed.length > 0) t.onClosed?.(closed);
+  };
+
+  /** Loads a task for a new mandate: open, within its workflow's limits (else closed now), workflow unchanged. */
+  const liveTask = async (taskId: string): Promise<{ task: TaskRecord; workflow: Workflow }> => {
+    const t = taskDeps();
+    const task = await t.store.get(taskId);
+    if (task === undefined) throw new InvalidGrantError('the task is not known to this server');
+    if (task.status !== 'open') throw new InvalidGrantError(`the task has ended (${task.endReason ?? task.status})`);
+    const workflow = t.workflows().get(task.workflowId);
+    const end = taskEndReason(task, workflow, deps.clock.now());
+    if (end !== undefined || workflow === undefined) {
+      const code = end?.code ?? 'workflow_removed';
+      await closeTask(task, code === 'task_expired' || code === 'task_idle' ? 'ended' : 'revoked', code, 'mandate');
+      throw new InvalidGrantError(`the task has ended: ${end?.message ?? code}`);
+    }
+    return { task, workflow };
+  };
+
+  /** Whether policy lets the user run the workflow through this chain of agents (Cedar action `run` on the Workflow). */
+  const mayRun = (userId: string, chain: readonly RegisteredPrincipal[], workflow: Workflow, userEntityJson: EntityJson | undefined): { ok: true } | { ok: false; reason: string } => {
+    const input = { entities: [...(userEntityJson ? [userEntityJson] : []), ...chain.map(principalEntity)] };
+    try {
+      const d = deps.engine.decide({
+        principal: { type: 'User', id: userId },
+        action: 'run',
+        resource: { type: 'Workflow', id: workflow.id },
+        context: {},
+        delegation: { actors: chain.map(entityOfPrincipal).reverse() },
+        entities: [...input.entities, workflowEntity(workflow)],
+      });
+      if (d.decision === 'deny') return { ok: false, reason: d.reasons.join('; ') || 'denied by policy' };
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof PolicyNotLoadedError || !isMandateError(err) || err.status >= 500) throw err;
+      return { ok: false, reason: `the policy set cannot decide who may run workflows (${err.description}); add the "run" action on Workflow to the schema` };
+    }
+  };
+
+  /** Filters scope verdicts to what the workflow covers (a task's mandates never reach beyond its workflow). */
+  const withinWorkflow = (verdicts: ScopeVerdict[], resource: ResourceConfig, workflow: Workflow): ScopeVerdict[] =>
+    verdicts.map((v) => {
+      if (!v.granted) return v;
+      const pairs = Object.hasOwn(resource.scopes, v.scope) ? resource.scopes[v.scope] : undefined;
+      if (pairs === undefined) return v;
+      const r = scopeInWorkflow(workflow, pairs, deps.tasks?.lookup);
+      return r.ok ? v : { ...v, granted: false, reason: `outside the workflow ${workflow.id}: ${r.reason}` };
+    });
+
+  const taskDetail = (task: TaskRecord, withPurpose: boolean) => ({
+    type: TASK_DETAIL_TYPE,
+    workflow: task.workflowId,
+    ...(withPurpose ? { purpose: task.purpose } : {}),
+    task_id: task.id,
+  });
+
   const findResource = (form: OAuthForm, client: AuthenticatedClient, allowed?: string): ResourceConfig => {
     const resource = oneParam(form, 'resource');
     const audience = oneParam(form, 'audience');
@@ -219,7 +346,11 @@ export function createTokenService(deps: TokenServiceDeps) {
     }
     const record = await deps.tokens.get(String(payload.jti));
     if (record === undefined) throw new InvalidGrantError('the mandate is not known to this server');
-    if (record.revokedAt !== undefined) throw new InvalidGrantError('the mandate has been revoked');
+    if (record.revokedAt !== undefined) {
+      throw new InvalidGrantError(record.revokedReason?.startsWith('task ') ? `the mandate's task has ended (${record.revokedReason.slice(5)})` : 'the mandate has been revoked');
+    }
+    // A task's mandate lives only while its task does: a task past its limits ends at its first use after them.
+    if (record.taskId !== undefined && deps.tasks !== undefined) await liveTask(record.taskId);
     // A mandate re-exchanged from a revoked one goes with it: revoking a mandate revokes what was delegated from it.
     let parentJti = record.parentJti;
     for (let hops = 0; parentJti !== undefined; hops++) {
@@ -242,9 +373,10 @@ export function createTokenService(deps: TokenServiceDeps) {
     claims: MandateClaims,
     record: IssuedTokenRecord,
     event: Omit<Parameters<typeof createAuditEvent>[0], 'type' | 'outcome'>,
+    persist: (record: IssuedTokenRecord, event: NewAuditEventV1) => Promise<void> = (r, e) => deps.tokens.record(r, e),
   ): Promise<TokenResponse> => {
     const token = await sign(claims);
-    await deps.tokens.record(record, createAuditEvent({ type: 'token.issue', outcome: 'success', ...event }, { clock: deps.clock, ids: deps.ids }));
+    await persist(record, createAuditEvent({ type: 'token.issue', outcome: 'success', ...event }, { clock: deps.clock, ids: deps.ids }));
     return {
       access_token: token,
       issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
@@ -273,6 +405,10 @@ export function createTokenService(deps: TokenServiceDeps) {
       throw new InvalidScopeError((err as Error).message);
     }
     if (requested.length === 0) throw new InvalidScopeError('ask for the scopes the task needs with the scope parameter; none are granted by default');
+    await assertNotLocked();
+    const rawDetails = oneParam(form, 'authorization_details');
+    if (rawDetails !== undefined && deps.tasks === undefined) throw new InvalidAuthorizationDetailsError('this server does not open tasks: authorization_details is not supported');
+    const taskRequest: TaskRequest | undefined = parseTaskDetails(rawDetails);
 
     // Who is the subject: a user's token from a trusted IdP, or one of our mandates (re-delegation).
     let unverifiedIss: unknown;
@@ -291,6 +427,8 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (unverifiedIss === deps.issuer()) {
       parent = await verifyMandate(subjectToken);
       if (parent.claims.on_behalf_of !== 'user') throw new InvalidGrantError('a client_credentials token cannot be exchanged: no user is behind it');
+      if (taskRequest !== undefined) throw new InvalidAuthorizationDetailsError("a task is opened from the user's own token, not from a mandate");
+      await assertUserActive(parent.claims.sub_id?.iss, parent.claims.sub);
       userId = parent.claims.sub;
       subId = parent.claims.sub_id;
       try {
@@ -312,6 +450,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       }
       userId = user.subject;
       subId = { format: 'iss_sub', iss: user.issuer, sub: user.subject };
+      await assertUserActive(user.issuer, user.subject);
       userEntityJson = userEntity(user);
       notAfter = [user.expiresAt];
       const mayAct = user.claims.may_act as { sub?: unknown } | undefined;
@@ -359,16 +498,57 @@ export function createTokenService(deps: TokenServiceDeps) {
     }
     const chain = [client.principal, ...earlier];
 
-    // The scope: what policy allows the user AND every actor. Actors are listed first delegate first.
-    const verdicts = decideScopes(deps.engine, resource, requested, {
+    // A task: opened now (authorization_details), or the one the mandate being exchanged belongs to.
+    let task: TaskRecord | undefined;
+    let workflow: Workflow | undefined;
+    let refresh: { token: string; record: RefreshTokenRecord } | undefined;
+    if (parent?.record.taskId !== undefined) {
+      ({ task, workflow } = await liveTask(parent.record.taskId));
+    } else if (taskRequest !== undefined) {
+      const t = taskDeps();
+      workflow = t.workflows().get(taskRequest.workflow);
+      if (workflow === undefined) throw new InvalidAuthorizationDetailsError(`there is no approved workflow ${quoted(taskRequest.workflow)}`);
+      if (workflow.status !== 'active') throw new InvalidAuthorizationDetailsError(`the workflow ${quoted(workflow.id)} is retired: no new task may run it`);
+      if (!client.principal.workflows.includes(workflow.id)) {
+        throw new InvalidAuthorizationDetailsError(`agent ${client.principal.id} is not registered for the workflow ${quoted(workflow.id)}`);
+      }
+      const may = mayRun(userId, chain, workflow, userEntityJson);
+      if (!may.ok) throw new InvalidAuthorizationDetailsError(`policy does not let ${userId} run ${quoted(workflow.id)} through ${client.principal.id}: ${may.reason}`);
+      const now = deps.clock.now();
+      task = {
+        id: `task_${newId()}`,
+        userIss: subId?.iss ?? '',
+        userSub: userId,
+        agentId: client.principal.id,
+        workflowId: workflow.id,
+        workflowVersion: workflow.version,
+        purpose: taskRequest.purpose,
+        status: 'open',
+        openedAt: now,
+        expiresAt: now + workflow.duration.maxSeconds * 1000,
+        idleTimeoutMs: (workflow.duration.idleSeconds ?? workflow.duration.maxSeconds) * 1000,
+        lastActivityAt: now,
+        stepsTaken: 0,
+        recentSteps: [],
+      };
+      const { token, hash } = newRefreshToken();
+      refresh = { token, record: { hash, taskId: task.id, clientId: client.principal.id, ...(jkt === undefined ? {} : { jkt }), issuedAt: now, expiresAt: task.expiresAt } };
+    }
+    const inTask = task !== undefined && workflow !== undefined ? taskDecisionInput(task, workflow) : undefined;
+
+    // The scope: what policy allows the user AND every actor (and, in a task, what its workflow covers).
+    let verdicts = decideScopes(deps.engine, resource, requested, {
       principal: { type: 'User', id: userId },
       actors: chain.map(entityOfPrincipal).reverse(),
-      entities: [...(userEntityJson ? [userEntityJson] : []), ...chain.map(principalEntity)],
+      entities: [...(userEntityJson ? [userEntityJson] : []), ...chain.map(principalEntity), ...(inTask?.entities ?? [])],
+      ...(inTask === undefined ? {} : { context: inTask.context }),
     });
+    if (workflow !== undefined) verdicts = withinWorkflow(verdicts, resource, workflow);
     const granted = verdicts.filter((v) => v.granted).map((v) => v.scope);
     if (granted.length === 0) throw new InvalidScopeError(`policy grants none of the requested scopes: ${summarise(verdicts)}`);
 
     const iat = nowSeconds();
+    if (task !== undefined) notAfter.push(Math.floor(task.expiresAt / 1000));
     const exp = mandateExpiry(iat, deps.settings.lifetimeSeconds, deps.settings.maxLifetimeSeconds, notAfter);
     if (exp <= iat) throw new InvalidGrantError('the subject or actor token expires now; get a fresh one');
     const jti = newId();
@@ -385,6 +565,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       ...(subId === undefined ? {} : { sub_id: subId }),
       ...(jkt === undefined ? {} : { cnf: { jkt } }),
       on_behalf_of: 'user',
+      ...(task === undefined ? {} : { authorization_details: [taskDetail(task, false)] }),
     };
     const record: IssuedTokenRecord = {
       jti,
@@ -394,11 +575,13 @@ export function createTokenService(deps: TokenServiceDeps) {
       audience: resource.uri,
       scope: claims.scope,
       ...(jkt === undefined ? {} : { jkt }),
+      ...(task === undefined ? {} : { taskId: task.id }),
       ...(parent === undefined ? {} : { parentJti: parent.record.jti }),
       issuedAt: iat * 1000,
       expiresAt: exp * 1000,
     };
-    return issue(claims, record, {
+    const opened = refresh !== undefined && task !== undefined ? { task, refresh } : undefined;
+    const response = await issue(claims, record, {
       actor: client.principal.id,
       subject: `User::"${userId}"`,
       resource: resource.uri,
@@ -414,9 +597,12 @@ export function createTokenService(deps: TokenServiceDeps) {
         exp,
         bound: jkt !== undefined,
         ...(parent === undefined ? {} : { parentJti: parent.record.jti }),
+        ...(task === undefined ? {} : { taskId: task.id, workflow: task.workflowId, ...(opened === undefined ? {} : { taskOpened: true, purpose: task.purpose.slice(0, 200) }) }),
         method: client.method,
       },
-    });
+    }, opened === undefined ? undefined : (r, e) => taskDeps().store.open(opened.task, opened.refresh.record, r, e));
+    if (opened === undefined) return task === undefined ? response : { ...response, authorization_details: [taskDetail(task, false)] };
+    return { ...response, refresh_token: opened.refresh.token, authorization_details: [taskDetail(opened.task, true)] };
   };
 
   /** Mandate's own API as the target: the scopes the service's registration grants, nothing else. */
@@ -428,6 +614,127 @@ export function createTokenService(deps: TokenServiceDeps) {
       if (!client.principal.apiScopes.includes(scope)) return { scope, granted: false, reason: `not granted to ${client.principal.id} by its registration`, decisionIds: [] };
       return { scope, granted: true, decisionIds: [] };
     });
+  };
+
+  /**
+   * `refresh_token` (RFC 6749 §6): a task's next mandate, renewed against its grant. Each renewal is decided again —
+   * policy, the user's and the agents' status, the workflow, the task's limits — so a task may outlive the user's
+   * first token but never its own limits, a disabled user or a revocation. The refresh token rotates; a second use
+   * of an old one revokes the task (RFC 9700 §4.14.2). `resource` and `scope` name the mandate wanted now.
+   */
+  const renew = async (form: OAuthForm, client: AuthenticatedClient, ctx: OAuthRequestContext): Promise<TokenResponse> => {
+    const t = taskDeps();
+    if (client.kind !== 'agent') throw new UnauthorizedClientError('refresh tokens belong to agents running tasks');
+    const presented = required(form, 'refresh_token');
+    if (!looksLikeRefreshToken(presented)) throw new InvalidGrantError('the refresh token is not one of this server\'s');
+    const hash = hashRefreshToken(presented);
+    const rec = await t.store.refreshToken(hash);
+    if (rec === undefined) throw new InvalidGrantError('the refresh token is not known to this server');
+    const task0 = await t.store.get(rec.taskId);
+    if (task0 === undefined) throw new InvalidGrantError('the refresh token\'s task is not known to this server');
+    if (rec.clientId !== client.principal.id) {
+      // Another client holding this agent's grant handle: a stolen token. Revoke the task.
+      if (task0.status === 'open') await closeTask(task0, 'revoked', 'refresh_token_misuse', client.principal.id);
+      throw new InvalidGrantError('this refresh token was issued to another client; the task has been revoked');
+    }
+    if (rec.usedAt !== undefined) {
+      if (task0.status === 'open') await closeTask(task0, 'revoked', 'refresh_token_reuse', client.principal.id);
+      throw new InvalidGrantError('this refresh token was already used; a reused refresh token revokes its task');
+    }
+    await assertNotLocked();
+    const { task, workflow } = await liveTask(rec.taskId);
+    if (await t.users.isDisabled({ iss: task.userIss, sub: task.userSub })) {
+      await closeTask(task, 'revoked', 'user_disabled', 'mandate');
+      throw new InvalidGrantError('the task\'s user is disabled in Mandate; the task has been revoked');
+    }
+    // DPoP (RFC 9449 §5): a bound grant needs a proof by the same key.
+    const jkt = await bindDpop(client, ctx);
+    if (rec.jkt !== undefined && jkt !== rec.jkt) {
+      throw new InvalidDpopProofError('this refresh token is bound to a DPoP key: send a proof signed by that key', { site: 'token' });
+    }
+    let requested: string[];
+    try {
+      requested = parseScope(oneParam(form, 'scope'));
+    } catch (err) {
+      throw new InvalidScopeError((err as Error).message);
+    }
+    if (requested.length === 0) throw new InvalidScopeError('name the scopes this mandate needs with the scope parameter');
+    const resource = findResource(form, client);
+    const may = mayRun(task.userSub, [client.principal], workflow, undefined);
+    if (!may.ok) {
+      await closeTask(task, 'revoked', 'policy_no_longer_allows', 'mandate');
+      throw new InvalidGrantError(`policy no longer lets ${task.userSub} run ${quoted(workflow.id)} through ${client.principal.id}; the task has been revoked`);
+    }
+    const inTask = taskDecisionInput(task, workflow);
+    const verdicts = withinWorkflow(
+      decideScopes(deps.engine, resource, requested, {
+        principal: { type: 'User', id: task.userSub },
+        actors: [entityOfPrincipal(client.principal)],
+        entities: [principalEntity(client.principal), ...inTask.entities],
+        context: inTask.context,
+      }),
+      resource,
+      workflow,
+    );
+    const granted = verdicts.filter((v) => v.granted).map((v) => v.scope);
+    if (granted.length === 0) throw new InvalidScopeError(`policy grants none of the requested scopes: ${summarise(verdicts)}`);
+
+    const iat = nowSeconds();
+    const exp = mandateExpiry(iat, deps.settings.lifetimeSeconds, deps.settings.maxLifetimeSeconds, [Math.floor(task.expiresAt / 1000), credentialExpiry(client)]);
+    if (exp <= iat) throw new InvalidGrantError('the task ends now');
+    const jti = newId();
+    const claims: MandateClaims = {
+      iss: deps.issuer(),
+      sub: task.userSub,
+      aud: resource.uri,
+      scope: granted.join(' '),
+      client_id: client.principal.id,
+      jti,
+      iat,
+      exp,
+      act: actClaim([client.principal.id]),
+      ...(task.userIss === '' ? {} : { sub_id: { format: 'iss_sub' as const, iss: task.userIss, sub: task.userSub } }),
+      ...(jkt === undefined ? {} : { cnf: { jkt } }),
+      on_behalf_of: 'user',
+      authorization_details: [taskDetail(task, false)],
+    };
+    const record: IssuedTokenRecord = {
+      jti,
+      clientId: client.principal.id,
+      subject: task.userSub,
+      actors: [client.principal.id],
+      audience: resource.uri,
+      scope: claims.scope,
+      ...(jkt === undefined ? {} : { jkt }),
+      taskId: task.id,
+      issuedAt: iat * 1000,
+      expiresAt: exp * 1000,
+    };
+    const next = newRefreshToken();
+    const nextRecord: RefreshTokenRecord = { hash: next.hash, taskId: task.id, clientId: client.principal.id, ...(rec.jkt === undefined ? {} : { jkt: rec.jkt }), issuedAt: iat * 1000, expiresAt: task.expiresAt };
+    let outcome = 'unknown' as RefreshRotation;
+    const response = await issue(
+      claims,
+      record,
+      {
+        actor: client.principal.id,
+        subject: `User::"${task.userSub}"`,
+        resource: resource.uri,
+        ...(ctx.traceId === undefined ? {} : { traceId: ctx.traceId }),
+        reasons: verdicts.filter((v) => !v.granted).map((v) => `${v.scope} not granted: ${v.reason ?? 'denied'}`).slice(0, 64),
+        data: { grant: 'refresh_token', requestId: ctx.requestId, jti, granted, requested, exp, bound: jkt !== undefined, taskId: task.id, workflow: task.workflowId, method: client.method },
+      },
+      async (r, e) => {
+        outcome = await t.store.rotate(hash, deps.clock.now(), nextRecord, r, e);
+      },
+    );
+    if (outcome !== 'rotated') {
+      // Raced by another use of the same refresh token: treat as reuse.
+      const current = await t.store.get(task.id);
+      if (current?.status === 'open') await closeTask(current, 'revoked', 'refresh_token_reuse', client.principal.id);
+      throw new InvalidGrantError('this refresh token was already used; a reused refresh token revokes its task');
+    }
+    return { ...response, refresh_token: next.token, authorization_details: [taskDetail(task, false)] };
   };
 
   /** `client_credentials`: machine-only work, no user behind the token. */
@@ -444,6 +751,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     const target = oneParam(form, 'resource') ?? oneParam(form, 'audience');
     const forApi = deps.apiScopes !== undefined && target !== undefined && target.replace(/\/+$/, '') === deps.issuer() && (oneParam(form, 'resource') ?? target) === (oneParam(form, 'audience') ?? target);
     const resource: ResourceConfig = forApi ? { uri: deps.issuer(), scopes: {} } : findResource(form, client);
+    if (!forApi) await assertNotLocked();
     const jkt = await bindDpop(client, ctx);
     const verdicts = forApi
       ? apiScopeVerdicts(client, requested)
@@ -486,12 +794,14 @@ export function createTokenService(deps: TokenServiceDeps) {
     /** The token endpoint: authenticates the client, then runs the grant. */
     async token(form: OAuthForm, ctx: OAuthRequestContext): Promise<{ response: TokenResponse; client: AuthenticatedClient }> {
       const grantType = required(form, 'grant_type');
-      if (grantType !== GRANT_TOKEN_EXCHANGE && grantType !== GRANT_CLIENT_CREDENTIALS) {
-        throw new UnsupportedGrantTypeError(`grant_type ${grantType.slice(0, 100)} is not supported; use ${GRANT_TOKEN_EXCHANGE} or ${GRANT_CLIENT_CREDENTIALS}`);
+      const supported = [GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS, ...(deps.tasks === undefined ? [] : [GRANT_REFRESH_TOKEN])];
+      if (!supported.includes(grantType)) {
+        throw new UnsupportedGrantTypeError(`grant_type ${grantType.slice(0, 100)} is not supported; use ${supported.join(', ')}`);
       }
       const client = await deps.authenticateClient(form, ctx);
       ctx.afterAuthentication?.(client);
-      const response = grantType === GRANT_TOKEN_EXCHANGE ? await exchange(form, client, ctx) : await clientCredentials(form, client, ctx);
+      const response =
+        grantType === GRANT_TOKEN_EXCHANGE ? await exchange(form, client, ctx) : grantType === GRANT_REFRESH_TOKEN ? await renew(form, client, ctx) : await clientCredentials(form, client, ctx);
       return { response, client };
     },
 
@@ -553,7 +863,18 @@ export function createTokenService(deps: TokenServiceDeps) {
       ctx.afterAuthentication?.(client);
       const token = required(form, 'token');
       const hint = oneParam(form, 'token_type_hint');
-      if (hint !== undefined && hint !== 'access_token') throw new UnsupportedTokenTypeError('only access tokens (mandates) are issued here; there are no refresh tokens');
+      if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') throw new UnsupportedTokenTypeError('token_type_hint must be access_token or refresh_token');
+      // A refresh token is a task's grant: revoking it ends the task and everything it holds (RFC 7009 §2.1).
+      if (deps.tasks !== undefined && looksLikeRefreshToken(token)) {
+        const rec = await deps.tasks.store.refreshToken(hashRefreshToken(token));
+        const task = rec === undefined ? undefined : await deps.tasks.store.get(rec.taskId);
+        if (rec === undefined || task === undefined || task.status !== 'open') return { revoked: false, client };
+        if (rec.clientId !== client.principal.id && client.kind !== 'service') {
+          throw new UnauthorizedClientError('this token was issued to another client; only that client may revoke it');
+        }
+        await closeTask(task, 'ended', 'grant_revoked', client.principal.id);
+        return { revoked: true, client };
+      }
       let verified: VerifiedMandate;
       try {
         verified = await verifyMandate(token);
@@ -585,6 +906,36 @@ export function createTokenService(deps: TokenServiceDeps) {
     },
 
     verifyMandate,
+
+    /**
+     * Re-decides every open task after a policy or workflow change: the workflow must be unchanged and active, and
+     * policy must still let the user run it through the agent; a task that fails is revoked now (with everything
+     * it holds). Steps are always checked at call time anyway. Resolves the tasks revoked.
+     */
+    async reevaluateOpenTasks(): Promise<TaskRecord[]> {
+      if (deps.tasks === undefined) return [];
+      const revoked: TaskRecord[] = [];
+      for (const task of await deps.tasks.store.list({ status: 'open', limit: 100_000 })) {
+        const workflow = deps.tasks.workflows().get(task.workflowId);
+        let reason: string | undefined;
+        if (workflow === undefined) reason = 'workflow_removed';
+        else if (workflow.status !== 'active') reason = 'workflow_retired';
+        else if (workflow.version !== task.workflowVersion) reason = 'workflow_changed';
+        else {
+          const agent = await deps.principals.byId(task.agentId);
+          if (agent === undefined || agent.status !== 'active') reason = 'agent_inactive';
+          else if (!mayRun(task.userSub, [agent], workflow, undefined).ok) reason = 'policy_no_longer_allows';
+        }
+        if (reason !== undefined) {
+          await closeTask(task, 'revoked', reason, 'mandate');
+          revoked.push(task);
+        }
+      }
+      return revoked;
+    },
+
+    /** Ends or revokes one task now (the agent ending it, an administrator, a violation). */
+    closeTask,
   };
 }
 

@@ -207,7 +207,8 @@ test('metadata (RFC 8414) and JWKS: endpoints under the issuer, no private key p
   const meta = (await (await fetch(`${w.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
   assert.equal(meta.issuer, w.url);
   assert.equal(meta.token_endpoint, `${w.url}/oauth/token`);
-  assert.deepEqual(meta.grant_types_supported, [EXCHANGE, 'client_credentials']);
+  assert.deepEqual(meta.grant_types_supported, [EXCHANGE, 'client_credentials', 'refresh_token']);
+  assert.deepEqual(meta.authorization_details_types_supported, ['mandate_task']);
   assert.ok((meta.dpop_signing_alg_values_supported as string[]).includes('ES256'));
   const jwks = (await (await fetch(`${w.url}/oauth/jwks`)).json()) as { keys: JWK[] };
   assert.equal(jwks.keys.length, 1);
