@@ -20,9 +20,23 @@ const ID_EXPECTED = 'an id of 1..128 lower-case letters, digits or . _ : - start
 /** Principal statuses; only `active` authenticates. */
 /**
  * Scopes of Mandate's own API. `evaluate`: the AuthZEN API; `policy:read` / `policy:reload`: the policy admin
- * API; `principals:read` / `principals:write`: the principal registry API.
+ * API; `principals:read` / `principals:write`: the principal registry API; `tasks:read` / `tasks:write`: the
+ * task admin API and the revocation feed; `users:read` / `users:write`: disabled users; `lockdown`: the
+ * break-glass switch; `signals:manage`: Shared Signals transmitter streams. Additive: never rename one.
  */
-export const MANDATE_API_SCOPES = ['evaluate', 'policy:read', 'policy:reload', 'principals:read', 'principals:write'] as const;
+export const MANDATE_API_SCOPES = [
+  'evaluate',
+  'policy:read',
+  'policy:reload',
+  'principals:read',
+  'principals:write',
+  'tasks:read',
+  'tasks:write',
+  'users:read',
+  'users:write',
+  'lockdown',
+  'signals:manage',
+] as const;
 
 export const PRINCIPAL_STATUSES = ['active', 'suspended', 'quarantined', 'retired'] as const satisfies readonly PrincipalStatus[];
 
