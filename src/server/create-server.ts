@@ -24,8 +24,10 @@ import { createLogger } from './logger.ts';
 import { createMetrics, type ServerMetrics } from './metrics.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { reloadPolicies, type ReloadOutcome, type ReloadTrigger } from './reload-policies.ts';
-import { stateOf, type AuditRecorder, type PolicyEnginePort, type ServerConfig, type ServerContext } from './server-context.ts';
-import type { Store } from '../store/store.ts';
+import { stateOf, type AuditRecorder, type PolicyEnginePort, type ServerConfig, type ServerContext, type ServerStore } from './server-context.ts';
+import type { TaskRecord } from '../store/store.ts';
+import { createTaskAdmin } from './task-admin.ts';
+import { registerTaskRoutes } from './task-routes.ts';
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -33,8 +35,8 @@ export interface CreateServerOptions {
   config: ServerConfig;
   /** The policy decision point (`PolicyEngine`): decides, reports the active set, reloads `config.policy.dir`. */
   engine: PolicyEnginePort;
-  /** The store, for `/readyz` (`ping`). The server never closes it: its owner does. */
-  store: Pick<Store, 'ping' | 'principals'>;
+  /** The store: `/readyz` (`ping`), the registry, and tasks, users, lockdown and revocations for the admin API. The server never closes it: its owner does. */
+  store: ServerStore;
   /** The decision log (`DecisionLog`): every decision and refusal is recorded through it. Not closed by the server. */
   decisionLog: AuditRecorder;
   /** Logger; default {@link createLogger} at `info`. */
@@ -49,6 +51,8 @@ export interface CreateServerOptions {
   metrics?: ServerMetrics;
   /** The OAuth authorization server (token service, metadata, JWKS); absent when no resources are configured. */
   oauth?: OAuthServerPort;
+  /** Told of every task the admin API closes (end, user disabled, agent stopped, lockdown), e.g. the SSF transmitter. */
+  onTasksClosed?: (tasks: readonly TaskRecord[]) => void;
 }
 
 /** A created server. */
@@ -149,6 +153,8 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
     config,
     engine,
     store,
+    // Without a token service no API token exists to spare: lockdown revokes every active token.
+    taskAdmin: createTaskAdmin({ store, clock, ids: options.ids, apiAudience: () => options.oauth?.issuer() ?? '', onClosed: options.onTasksClosed }),
     auditLog: decisionLog,
     logger,
     clock,
@@ -264,6 +270,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   registerAuthzenRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerPrincipalRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
   if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();

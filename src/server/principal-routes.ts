@@ -2,7 +2,8 @@
  * The principal registry admin API:
  * - `GET /admin/v1/principals` and `GET /admin/v1/principals/:id` (scope `principals:read` or `principals:write`)
  * - `POST /admin/v1/principals` registers an agent or service (scope `principals:write`), 201
- * - `POST /admin/v1/principals/:id/status` sets its status (`active`, `suspended`, `quarantined`, `retired`)
+ * - `POST /admin/v1/principals/:id/status` sets its status (`active`, `suspended`, `quarantined`, `retired`); a
+ *   status other than `active` also revokes the agent's open tasks (reason `agent_suspended`, …)
  *
  * Every call is authenticated and audited; a change commits in the same transaction as its audit event. A
  * registration is validated whole (every problem listed); a taken id or credential is 409 `ERR_CONFLICT`.
@@ -116,6 +117,11 @@ export function registerPrincipalRoutes(app: FastifyInstance, ctx: ServerContext
     );
     if (updated === undefined) throw new NotFoundError(`no principal ${id} is registered`);
     state.auditHandled = true;
+    // A stopped agent keeps nothing: its open tasks are revoked (with their mandates) before the answer, so
+    // the very next call of a task it ran is denied. Services run no tasks; the selector finds none for them.
+    if (status !== 'active') {
+      await ctx.taskAdmin.closeAgentTasks(id, status, { actor: state.clientId ?? 'unknown', endpoint: state.endpoint, requestId: state.requestId, ...(state.traceId === undefined ? {} : { traceId: state.traceId }) }, reason);
+    }
     return reply.header('cache-control', 'no-store').send(principalView(updated));
   });
 }

@@ -12,6 +12,7 @@ import type { Store } from '../store/store.ts';
 import type { AuthenticatedClient } from './authenticate-client.ts';
 import type { RequestAuditContext } from './audit-events.ts';
 import type { SchemaView } from './authzen.ts';
+import type { TaskAdmin } from './task-admin.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import type { PolicyReloader, ReloadOutcome, ReloadTrigger } from './reload-policies.ts';
@@ -36,11 +37,16 @@ export type ServerCredential = CredentialHash;
 /** The configuration sections the server reads. */
 export type ServerConfig = Pick<MandateConfig, 'server' | 'rateLimit' | 'policy' | 'authzen'>;
 
+/** The parts of the store the routes use. */
+export type ServerStore = Pick<Store, 'ping' | 'principals' | 'tasks' | 'users' | 'lockdown' | 'revocations'>;
+
 /** Everything route modules need. */
 export interface ServerContext {
   config: ServerConfig;
   engine: PolicyEnginePort;
-  store: Pick<Store, 'ping' | 'principals'>;
+  store: ServerStore;
+  /** The administrative revocations (end a task, disable a user, lockdown), shared with the CLI. */
+  taskAdmin: TaskAdmin;
   auditLog: AuditRecorder;
   logger: Logger;
   clock: Clock;
