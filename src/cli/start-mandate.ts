@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { startTokenNode, type TokenNode } from '../tokens/token-node.ts';
 import { WorkflowCatalog, withWorkflows } from '../tasks/workflow-catalog.ts';
 import { directoryLookup } from '../tasks/directory-lookup.ts';
+import { createStepGate } from '../tasks/step-gate.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 
 /** A running node. */
@@ -93,7 +94,21 @@ export async function startMandate(
       for (const w of tokens.warnings) logger.warn(w);
     }
     const node = tokens;
+    const lookup = directoryLookup(policyEngine);
+    const stepGate =
+      node === undefined
+        ? undefined
+        : createStepGate({
+            tasks: store.tasks,
+            approvals: store.approvals,
+            principals: store.principals,
+            workflows: () => catalog.current(),
+            lookup,
+            closeTask: (task, status, reason, actor) => node.service.closeTask(task, status, reason, actor),
+            clock: systemClock,
+          });
     server = await createServer({
+      ...(stepGate === undefined || node === undefined ? {} : { stepGate, approvals: { approvals: store.approvals, authenticateUser: node.authenticateUser } }),
       config,
       engine,
       store,

@@ -9,6 +9,7 @@
  *
  * @see https://openid.net/specs/authorization-api-1_0.html
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isMandateError, PolicyEngineError, PolicyNotLoadedError, StoreUnavailableError, type MandateError } from '../core/errors.ts';
 import type { Decision } from '../core/decision.ts';
@@ -23,6 +24,7 @@ import {
   runEvaluations,
   toAuthorizationRequest,
   toEvaluationResponse,
+  TASK_APPROVAL_HOW,
   type AccessEvaluationRequest,
   type AccessEvaluationResponse,
   type SchemaView,
@@ -99,11 +101,103 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
       ctx.metrics.observeDecision('error');
       throw engineFailure(err);
     }
+    return finish(decision, audit);
+  };
+
+  const finish = (decision: Decision, audit: RequestAuditContext): { decision: Decision; committed: Promise<void> } => {
     ctx.metrics.observeDecision(decision.decision, decision.durationMicros);
     const committed = ctx.auditLog.record(decisionEvent(decision, audit, { clock: ctx.clock, ids: ctx.ids }));
     // Observed here so that a rejection is never unhandled; callers await `committed` themselves.
     committed.catch(() => undefined);
     return { decision, committed };
+  };
+
+  /** A deny decided before policy (a step outside its task's workflow, an ended task): audited like any decision. */
+  const refusedDecision = (code: string, message: string): Decision => ({
+    decision: 'deny',
+    decisionId: ctx.ids ? ctx.ids.next() : randomUUID(),
+    policySetVersion: ctx.engine.current()?.version ?? 'none',
+    principals: [],
+    reasons: [`${code}: ${message}`],
+    errors: [],
+    durationMicros: 0,
+  });
+
+  /**
+   * Decides one evaluation; a request naming a live task goes through the step gate first (src/tasks/step-gate.ts).
+   * Resolves the decision, its audit commit, and what to add to the response's context.
+   */
+  const decideStep = async (
+    req: AccessEvaluationRequest,
+    schema: SchemaView,
+    audit: RequestAuditContext,
+  ): Promise<{ decision: Decision; committed: Promise<void>; extra?: Record<string, unknown> }> => {
+    const gate = ctx.stepGate;
+    const taskRef = (req.context as { task?: unknown } | undefined)?.task;
+    if (gate === undefined || taskRef === undefined) return decide(req, schema, audit);
+    audit.redacted = redactedPaths(req);
+    let areq: AuthorizationRequest;
+    try {
+      areq = toAuthorizationRequest(req, schema);
+      audit.subject = areq.principal;
+      audit.action = areq.action;
+      audit.resource = areq.resource;
+      audit.actors = areq.delegation?.actors ?? [];
+    } catch (err) {
+      ctx.metrics.observeDecision('error');
+      throw err;
+    }
+    const plan = await gate.prepare(areq);
+    if (plan === undefined) return decide(req, schema, audit);
+    if ('refusal' in plan) {
+      const r = finish(refusedDecision(plan.refusal.code, plan.refusal.message), audit);
+      return { ...r, extra: { reason_code: plan.refusal.code } };
+    }
+    let decision: Decision;
+    try {
+      decision = ctx.engine.decide(plan.request);
+    } catch (err) {
+      ctx.metrics.observeDecision('error');
+      throw engineFailure(err);
+    }
+    const outcome = await gate.settle(plan, decision, { ...(audit.clientId === undefined ? {} : { actor: audit.clientId }), ...(audit.traceId === undefined ? {} : { traceId: audit.traceId }) });
+    switch (outcome.kind) {
+      case 'allow':
+        // An approval used for this exact call turns approval_required into allow, on the record.
+        return finish(decision.decision === 'allow' ? decision : { ...decision, decision: 'allow', reasons: [...decision.reasons, `approved: ${plan.approvalId ?? ''}`] }, audit);
+      case 'deny':
+        return finish(decision, audit);
+      case 'refused': {
+        const r = finish(refusedDecision(outcome.refusal.code, outcome.refusal.message), audit);
+        return { ...r, extra: { reason_code: outcome.refusal.code } };
+      }
+      case 'approval_pending': {
+        const r = finish({ ...decision, decision: 'approval_required', reasons: [...decision.reasons, `approval requested: ${outcome.approval.id}`] }, audit);
+        return {
+          ...r,
+          extra: {
+            approval: {
+              required: true,
+              id: outcome.approval.id,
+              status: 'pending',
+              expires_at: new Date(outcome.approval.expiresAt).toISOString(),
+              poll: `/approvals/v1/${outcome.approval.id}`,
+              how: TASK_APPROVAL_HOW,
+            },
+          },
+        };
+      }
+    }
+  };
+
+  const withExtra = (response: AccessEvaluationResponse, extra: Record<string, unknown> | undefined): AccessEvaluationResponse => {
+    if (extra === undefined) return response;
+    const base = (response.context ?? {}) as Record<string, unknown>;
+    const context: Record<string, unknown> = { ...base, ...extra };
+    if (extra.approval !== undefined && typeof base.approval === 'object' && base.approval !== null) {
+      context.approval = { ...(base.approval as Record<string, unknown>), ...(extra.approval as Record<string, unknown>) };
+    }
+    return { ...response, context: context as AccessEvaluationResponse['context'] };
   };
 
   /** Waits for audit commits; when any failed, the whole answer is withheld and the request refused with 503. */
@@ -123,9 +217,9 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
   const toResponse = (decision: Decision) => toEvaluationResponse(decision, { isApprovalPolicy: (id) => approvalIds().has(id) });
 
   const evaluateSingle = async (request: FastifyRequest, reply: FastifyReply, body: AccessEvaluationRequest, schema: SchemaView) => {
-    const { decision, committed } = decide(body, schema, stateOf(request));
+    const { decision, committed, extra } = await decideStep(body, schema, stateOf(request));
     await awaitCommits(request, [committed]);
-    return reply.header('cache-control', 'no-store').send(toResponse(decision));
+    return reply.header('cache-control', 'no-store').send(withExtra(toResponse(decision), extra));
   };
 
   const routeConfig = (endpoint: string) => ({ endpoint, scopes: ['evaluate'], auditRefusals: true, rateLimited: true });
@@ -158,9 +252,9 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
         return refuse(item, audit);
       }
       try {
-        const { decision, committed } = decide(item, schema, audit);
+        const { decision, committed, extra } = await decideStep(item, schema, audit);
         commits.push(committed);
-        return toResponse(decision);
+        return withExtra(toResponse(decision), extra);
       } catch (err) {
         return refuse(engineFailure(err), audit);
       }

@@ -113,7 +113,9 @@ export interface DecisionContext {
   reason_user?: ReasonField;
   /** Per principal of the chain: the user, then each actor. */
   principals: PrincipalReport[];
-  approval?: { required: true; policies: string[]; how: string };
+  approval?: { required: true; policies: string[]; how: string; id?: string; status?: string; expires_at?: string; poll?: string };
+  /** Inside a task: the stable code of a step refused before policy (workflow violation, ended task). */
+  reason_code?: string;
 }
 
 /** An Access Evaluation response (§6.2), or one item of an Access Evaluations response. */
@@ -130,6 +132,8 @@ export interface SchemaView {
 
 /** Text shown for `approval.how` until the approval API exists. */
 export const APPROVAL_HOW = 'ask an approver (a later release adds the approval API)';
+/** How to obtain an approval requested inside a task. */
+export const TASK_APPROVAL_HOW = 'an approver approves it at POST /approvals/v1/{id}/decision; then repeat this exact request with context.approval_id';
 
 function describeIssues(error: z.ZodError, prefix: string): string {
   return error.issues

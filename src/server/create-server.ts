@@ -28,6 +28,8 @@ import { stateOf, type AuditRecorder, type PolicyEnginePort, type ServerConfig, 
 import type { TaskRecord } from '../store/store.ts';
 import { createTaskAdmin } from './task-admin.ts';
 import { registerTaskRoutes } from './task-routes.ts';
+import type { StepGate } from '../tasks/step-gate.ts';
+import { registerApprovalRoutes, type ApprovalRoutesDeps } from './approval-routes.ts';
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -53,6 +55,10 @@ export interface CreateServerOptions {
   oauth?: OAuthServerPort;
   /** Told of every task the admin API closes (end, user disabled, agent stopped, lockdown), e.g. the SSF transmitter. */
   onTasksClosed?: (tasks: readonly TaskRecord[]) => void;
+  /** The step gate: decisions inside live tasks are held to the task and its workflow first. */
+  stepGate?: StepGate;
+  /** Human approvals of steps (with the step gate). */
+  approvals?: ApprovalRoutesDeps;
 }
 
 /** A created server. */
@@ -163,6 +169,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
     limiter,
     publicUrl: options.publicUrl?.replace(/\/+$/, ''),
     ...(options.oauth === undefined ? {} : { identityReadiness: () => (options.oauth as OAuthServerPort).readiness() }),
+    ...(options.stepGate === undefined ? {} : { stepGate: options.stepGate }),
     reloadPolicies: (trigger) => reloadPolicies({ engine, policyDir: config.policy.dir, auditLog: decisionLog, logger, clock, ids: options.ids, metrics }, trigger),
   };
 
@@ -272,6 +279,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   registerPrincipalRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
   if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
+  if (options.approvals !== undefined) registerApprovalRoutes(app, ctx, options.approvals);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

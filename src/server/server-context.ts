@@ -9,6 +9,7 @@ import type { CredentialHash, MandateConfig } from '../config/config-schema.ts';
 import type { Clock, IdGenerator } from '../core/ports.ts';
 import type { DecisionPoint } from '../policy/types.ts';
 import type { Store } from '../store/store.ts';
+import type { StepGate } from '../tasks/step-gate.ts';
 import type { AuthenticatedClient } from './authenticate-client.ts';
 import type { RequestAuditContext } from './audit-events.ts';
 import type { SchemaView } from './authzen.ts';
@@ -54,6 +55,8 @@ export interface ServerContext {
   metrics: ServerMetrics;
   limiter: TokenBucketLimiter;
   publicUrl: string | undefined;
+  /** The step gate for decisions inside live tasks (src/tasks/step-gate.ts); absent without the token service. */
+  stepGate?: StepGate;
   /** Readiness of the identity sources (IdP keys, SPIFFE bundles) when the token service runs. */
   identityReadiness?: () => { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
   reloadPolicies(trigger: ReloadTrigger): Promise<ReloadOutcome>;

@@ -31,7 +31,7 @@ import { createFetchJson } from '../identity/outbound.ts';
 import { MANDATE_API_SCOPES, principalLookup } from '../identity/registry.ts';
 import { createBundleSource, JWT_SVID_ALGORITHMS, SvidVerificationError, verifyJwtSvid, type SpiffeBundleSource } from '../identity/spiffe.ts';
 import { KeysUnavailableError } from '../identity/key-sources.ts';
-import type { AuthenticatedClient, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
+import type { AuthenticatedClient, AuthenticatedUser, FetchJson, KeySource, KeySourceStatus, PrincipalLookup, RegisteredPrincipal } from '../identity/types.ts';
 import { workloadConfigWarnings } from '../identity/workload-config.ts';
 import type { DecisionPoint } from '../policy/types.ts';
 import { verifyCredential } from '../config/credentials.ts';
@@ -79,6 +79,8 @@ export interface TokenNode {
   readonly scopes: readonly string[];
   /** Authenticates a caller of Mandate's own API by its mandate (audience = the issuer identifier). */
   authenticateApiCaller(request: ApiRequest): Promise<ApiCaller>;
+  /** Verifies a user's access token from a trusted IdP (approvers, admins). */
+  authenticateUser(token: string): Promise<AuthenticatedUser>;
   /** Identity and key readiness, for `/readyz`. */
   readiness(): TokenReadinessCheck;
   /** Warnings the operator must see at every start (weakened defaults). */
@@ -385,6 +387,7 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     ],
     scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
     authenticateApiCaller,
+    authenticateUser: (token) => users.authenticate(token),
     readiness,
     warnings,
   };
