@@ -150,7 +150,6 @@ export class Task {
     this.#assertOpen();
     const wanted = scope ?? this.#scopes.get(resource);
     if (wanted === undefined || normaliseScope(wanted) === '') throw new TypeError(`name the scope to ask for at ${resource} (token(resource, scope))`);
-    this.#scopes.set(resource, wanted);
     const key = this.#key(resource, wanted);
     const held = this.#held.get(key);
     if (!forceRenewal && held !== undefined && !this.#due(held)) return held;
@@ -162,6 +161,7 @@ export class Task {
     }
     const fresh = await pending;
     this.#assertOpen(); // ended while the renewal ran: its result is not handed out
+    this.#scopes.set(resource, wanted); // the default for this resource from now on (only once granted)
     return fresh;
   }
 
@@ -169,12 +169,16 @@ export class Task {
    * `fetch` with the task's mandate for the URL's resource: `Authorization: DPoP <mandate>` and a `DPoP` proof
    * with `ath` (RFC 9449 §7), or `Authorization: Bearer` for an unbound task. Retries once on a server's
    * `use_dpop_nonce`, and once with a renewed mandate on `invalid_token` (rejecting with {@link TaskEndedError}
-   * if the task has ended). A URL no resource is mapped to gets no mandate: `TypeError`.
+   * if the task has ended). A request to Mandate itself goes out as it is; any other URL no resource is mapped to
+   * gets no mandate: `TypeError`.
    */
   fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
     const url = new URL(request.url);
-    const { resource, scope } = this.#resourceFor(url);
+    const target = this.#resourceFor(url);
+    // Mandate's own endpoints (e.g. the MCP SDK's token request when this is a transport's fetch) carry their own authentication.
+    if (target === undefined) return this.#port.fetch(request);
+    const { resource, scope } = target;
     let renew = false;
     for (let attempt = 0; ; attempt++) {
       const m = await this.mandate(resource, scope, renew);
@@ -330,7 +334,7 @@ export class Task {
     return this.#accept(body, resource, scope);
   }
 
-  #resourceFor(url: URL): { resource: string; scope: string | undefined } {
+  #resourceFor(url: URL): { resource: string; scope: string | undefined } | undefined {
     const map = this.#port.resources;
     let resource: string | undefined;
     let scope: string | undefined;
@@ -349,6 +353,7 @@ export class Task {
       // A URL under a resource identifier the task already uses.
       resource = [...this.#scopes.keys()].filter((r) => under(url, r)).sort((a, b) => b.length - a.length)[0];
     }
+    if (resource === undefined && url.origin === new URL(this.#port.issuer).origin) return undefined;
     if (resource === undefined) throw new TypeError(`no resource is mapped to ${url.origin}: add it to the client's resources option; a mandate is sent only where it is meant to go`);
     return { resource, scope };
   }
