@@ -55,6 +55,33 @@ export const COMMANDS: GroupEntry = {
         retire: command('Retire an agent or service for good (kept for the record)', async () => (await import('./agents-status-command.ts')).agentsRetireCommand),
       },
     },
+    tasks: {
+      kind: 'group',
+      summary: 'List, show and end tasks',
+      commands: {
+        list: command('List tasks (newest first)', async () => (await import('./tasks-list-command.ts')).tasksListCommand),
+        show: command('Show one task', async () => (await import('./tasks-list-command.ts')).tasksShowCommand),
+        end: command('End a task now, revoking every mandate it holds', async () => (await import('./tasks-end-command.ts')).tasksEndCommand),
+      },
+    },
+    users: {
+      kind: 'group',
+      summary: 'Disable and enable users, list the disabled ones',
+      commands: {
+        disable: command('Disable a user: revoke their open tasks, refuse mandates for them', async () => (await import('./users-commands.ts')).usersDisableCommand),
+        enable: command('Enable a disabled user again', async () => (await import('./users-commands.ts')).usersEnableCommand),
+        list: command('List disabled users', async () => (await import('./users-commands.ts')).usersListCommand),
+      },
+    },
+    lockdown: {
+      kind: 'group',
+      summary: 'The break-glass switch: revoke every task and mandate, refuse new ones',
+      commands: {
+        on: command('Engage lockdown: revoke every open task and mandate, refuse new ones', async () => (await import('./lockdown-command.ts')).lockdownOnCommand),
+        off: command('Lift lockdown: mandates are issued again', async () => (await import('./lockdown-command.ts')).lockdownOffCommand),
+        status: command('Say whether Mandate is in lockdown, since when, by whom and why', async () => (await import('./lockdown-command.ts')).lockdownStatusCommand),
+      },
+    },
     keys: {
       kind: 'group',
       summary: 'List and rotate the token signing keys',

@@ -102,7 +102,7 @@ export interface TaskAdmin {
   /** Disables a user and revokes their open tasks (reason `user_disabled`) in one transaction; resolves the tasks closed. */
   disableUser(user: UserRef, reason: string, by: AdminActor): Promise<TaskRecord[]>;
   /** Enables a disabled user again; resolves `false` (nothing written) when the user was not disabled. */
-  enableUser(user: UserRef, by: AdminActor): Promise<boolean>;
+  enableUser(user: UserRef, by: AdminActor, comment?: string): Promise<boolean>;
   /** Engages lockdown: every open task revoked, every active mandate but the API's, new mandates refused. */
   engageLockdown(reason: string, by: AdminActor): Promise<{ state: LockdownState; tasks: TaskRecord[] }>;
   /** Lifts lockdown; resolves `false` (nothing written) when it was not engaged. */
@@ -186,9 +186,16 @@ export function createTaskAdmin(deps: TaskAdminDeps): TaskAdmin {
       return told(await deps.store.users.disable(user, deps.clock.now(), reason, event, closeEvent(by, undefined)));
     },
 
-    async enableUser(user, by) {
+    async enableUser(user, by, comment) {
       const event = createAuditEvent(
-        { type: 'admin', outcome: 'success', actor: clip(by.actor, 512), ...traced(by), subject: userSubject(user), data: { ...request(by), operation: 'users.enable', iss: user.iss, sub: user.sub } },
+        {
+          type: 'admin',
+          outcome: 'success',
+          actor: clip(by.actor, 512),
+          ...traced(by),
+          subject: userSubject(user),
+          data: { ...request(by), operation: 'users.enable', iss: user.iss, sub: user.sub, ...(comment === undefined ? {} : { comment }) },
+        },
         auditDeps,
       );
       return deps.store.users.enable(user, event);

@@ -2,7 +2,7 @@
  * The task admin API (issue 5): tasks, disabled users, lockdown and the revocation feed.
  * - `GET /admin/v1/tasks` (`?status=&agent=&limit=`) and `GET /admin/v1/tasks/:id` — scope `tasks:read` or `tasks:write`
  * - `POST /admin/v1/tasks/:id/end` `{ reason? }` — scope `tasks:write`: ends the task (`ended`, `ended_by_admin`)
- * - `POST /admin/v1/users/disable` `{ iss, sub, reason }`, `POST /admin/v1/users/enable` `{ iss, sub }` — scope
+ * - `POST /admin/v1/users/disable` `{ iss, sub, reason }`, `POST /admin/v1/users/enable` `{ iss, sub, reason? }` — scope
  *   `users:write`; `GET /admin/v1/users/disabled` — scope `users:read` or `users:write`
  * - `GET`, `POST` `{ reason }` (engage) and `DELETE` (lift) `/admin/v1/lockdown` — scope `lockdown`
  * - `GET /admin/v1/revocations?after=<seq>&limit=` — the revocation feed, scope `tasks:read` or `tasks:write`
@@ -188,8 +188,11 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: ServerContext): vo
   });
 
   app.post(TASK_PATHS.enable, route('admin.users.enable', ['users:write']), async (request, reply) => {
-    const user = userOf(body(request, ['iss', 'sub']));
-    const enabled = await admin.enableUser(user, actorOf(request));
+    const b = body(request, ['iss', 'sub', 'reason']);
+    const problems = [...userRefProblems({ iss: b.iss, sub: b.sub }), ...(b.reason === undefined ? [] : reasonProblems(b.reason))];
+    if (problems.length > 0) throw invalid('the request is invalid', problems);
+    const user = userOf(b);
+    const enabled = await admin.enableUser(user, actorOf(request), b.reason as string | undefined);
     if (!enabled) throw new NotFoundError('this user is not disabled; nothing was changed');
     changed(request);
     return reply.headers(noStore).send({ iss: user.iss, sub: user.sub, disabled: false });

@@ -322,11 +322,11 @@ test('disabling a user revokes their open tasks at once and refuses new ones; en
   assert.ok(feed.some((r) => r.kind === 'user' && r.target === JSON.stringify([ISS, 'alice'])));
   assert.ok(feed.some((r) => r.kind === 'task' && r.target === t.taskId && r.reason === 'user_disabled'));
 
-  const enabled = await call(w, 'POST', '/admin/v1/users/enable', { as: 'users-admin', body: { iss: ISS, sub: 'alice' } });
+  const enabled = await call(w, 'POST', '/admin/v1/users/enable', { as: 'users-admin', body: { iss: ISS, sub: 'alice', reason: 'rehired' } });
   assert.equal(enabled.status, 200);
   assert.equal((await json(enabled)).disabled, false);
   assert.equal(await w.node.store.users.isDisabled({ iss: ISS, sub: 'alice' }), false);
-  assert.ok((await events(w)).some((e) => e.type === 'admin' && dataOf(e).operation === 'users.enable' && e.actor === 'users-admin'));
+  assert.ok((await events(w)).some((e) => e.type === 'admin' && dataOf(e).operation === 'users.enable' && e.actor === 'users-admin' && dataOf(e).comment === 'rehired'));
   const again = await openTask(w);
   assert.equal(again.status, 200, 'alice may have tasks again');
   await expectProblem(await call(w, 'POST', '/admin/v1/users/enable', { as: 'users-admin', body: { iss: ISS, sub: 'alice' } }), 404, 'ERR_NOT_FOUND', /not disabled/);
@@ -340,7 +340,7 @@ test('disabling a user revokes their open tasks at once and refuses new ones; en
   await expectProblem(await call(w, 'POST', '/admin/v1/users/disable', { as: 'users-admin', body: { iss: ISS, sub: 'a\u202eb', reason: 'x' } }), 400, 'ERR_INVALID_REQUEST', /sub: control characters/);
   await expectProblem(await call(w, 'POST', '/admin/v1/users/disable', { as: 'users-admin', body: { iss: ISS, sub: 'bob', reason: 'x'.repeat(501) } }), 400, 'ERR_INVALID_REQUEST', /reason: at most 500/);
   await expectProblem(await call(w, 'POST', '/admin/v1/users/disable', { as: 'users-admin' }), 400, 'ERR_INVALID_REQUEST', /send a JSON object with iss, sub, reason/);
-  await expectProblem(await call(w, 'POST', '/admin/v1/users/enable', { as: 'users-admin', body: { iss: ISS, sub: 'bob', reason: 'x' } }), 400, 'ERR_INVALID_REQUEST', /reason: not a known field/);
+  await expectProblem(await call(w, 'POST', '/admin/v1/users/enable', { as: 'users-admin', body: { iss: ISS, sub: 'bob', until: 'x' } }), 400, 'ERR_INVALID_REQUEST', /until: not a known field/);
   assert.deepEqual(await w.node.store.users.list(), []);
   await call(w, 'POST', `/admin/v1/tasks/${again.taskId}/end`);
 });
