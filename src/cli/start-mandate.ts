@@ -19,6 +19,8 @@ import { startTokenNode, type TokenNode } from '../tokens/token-node.ts';
 import { WorkflowCatalog, withWorkflows } from '../tasks/workflow-catalog.ts';
 import { directoryLookup } from '../tasks/directory-lookup.ts';
 import { createStepGate } from '../tasks/step-gate.ts';
+import { startSignalNode, type SignalNode } from '../signals/signal-node.ts';
+import type { TaskRecord } from '../store/store.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 
 /** A running node. */
@@ -29,6 +31,8 @@ export interface RunningMandate {
   logger: Logger;
   /** The token service, when `resources` are configured. */
   tokens?: TokenNode;
+  /** Shared Signals (receiver, transmitter), when configured. */
+  signals?: SignalNode;
   /** Stops everything in order: HTTP, watcher, decision log (flushed), store. */
   stop(): Promise<void>;
 }
@@ -65,6 +69,9 @@ export async function startMandate(
   // Workflows load with the policy set (all or nothing); a change re-decides every open task.
   const catalog = new WorkflowCatalog();
   let tokens: TokenNode | undefined;
+  // Shared Signals: built once the token service is up; closed tasks reach the transmitter through it.
+  let signals: SignalNode | undefined;
+  const tasksClosed = (closed: readonly TaskRecord[]) => signals?.tasksClosed(closed);
   const engine = withWorkflows(policyEngine, catalog, async () => {
     if (tokens === undefined) return;
     try {
@@ -90,9 +97,31 @@ export async function startMandate(
         logger,
         workflows: () => catalog.current(),
         resourceLookup: directoryLookup(policyEngine),
+        onTasksClosed: tasksClosed,
       });
       for (const w of tokens.warnings) logger.warn(w);
+      const t = tokens;
+      if (config.signals.receiver.enabled || config.signals.transmitter.enabled) {
+        signals = startSignalNode({
+          config: config.signals,
+          outbound: config.identity.outbound,
+          store,
+          principals: t.principals,
+          fetchJson: t.fetchJson,
+          seal: t.seal,
+          open: t.open,
+          signer: () => t.keys.signer(),
+          issuer: t.issuer,
+          audit: (event) => decisionLog.record(event),
+          clock: systemClock,
+          onTasksClosed: tasksClosed,
+          warn: (message, detail) => logger.warn(detail, message),
+        });
+      }
+    } else if (config.signals.receiver.enabled || config.signals.transmitter.enabled) {
+      throw new ConfigInvalidError('signals need the token service: configure resources (or a service with apiScopes) and the key-encryption key');
     }
+    const signalNode = signals;
     const node = tokens;
     const lookup = directoryLookup(policyEngine);
     const stepGate =
@@ -108,6 +137,15 @@ export async function startMandate(
             clock: systemClock,
           });
     server = await createServer({
+      onTasksClosed: tasksClosed,
+      ...(signalNode === undefined || node === undefined
+        ? {}
+        : {
+            signals: {
+              ...(signalNode.receiver === undefined ? {} : { receiver: signalNode.receiver, maxSetBytes: config.signals.receiver.maxSetBytes }),
+              ...(signalNode.transmitter === undefined ? {} : { transmitter: signalNode.transmitter, authenticate: node.authenticateApiCaller }),
+            },
+          }),
       ...(stepGate === undefined || node === undefined ? {} : { stepGate, approvals: { approvals: store.approvals, authenticateUser: node.authenticateUser } }),
       config,
       engine,
@@ -161,6 +199,7 @@ export async function startMandate(
       stopping ??= (async () => {
         stopWatching();
         await (server as MandateServer).close();
+        await signals?.close();
         await decisionLog.close();
         await store.close();
       })();
@@ -181,7 +220,7 @@ export async function startMandate(
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     }
-    return { url, server, store, logger, stop, ...(tokens === undefined ? {} : { tokens }) };
+    return { url, server, store, logger, stop, ...(tokens === undefined ? {} : { tokens }), ...(signals === undefined ? {} : { signals }) };
   } catch (err) {
     stopWatching();
     await server?.close().catch(() => undefined);

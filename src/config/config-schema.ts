@@ -24,6 +24,7 @@ import { MANDATE_API_SCOPES, PrincipalRegistrationSchema } from '../identity/reg
 import { OidcIssuerSchema, OutboundConfigSchema } from '../identity/identity-config.ts';
 import { ResourcesSchema } from '../tokens/resources.ts';
 import { ClientAuthConfigSchema, DpopConfigSchema, SpiffeConfigSchema } from '../identity/workload-config.ts';
+import { SignalsConfigSchema } from '../signals/signals-config.ts';
 
 const int = (min: number, max: number) => {
   const expected = `an integer ${min}..${max}`;
@@ -176,6 +177,8 @@ export const MandateConfigSchema = z.strictObject(
     dpop: DpopConfigSchema,
     /** How agents and services authenticate as OAuth clients. */
     clientAuth: ClientAuthConfigSchema,
+    /** Shared Signals (SSF 1.0 / CAEP 1.0): SETs received from IdPs, Mandate's own revocations sent to receivers. */
+    signals: SignalsConfigSchema,
     /** Resources (RFC 8707) mandates are issued for, and the Cedar meaning of their scopes. */
     resources: ResourcesSchema,
     principals: z.array(PrincipalRegistrationSchema, { error: 'a list of principal registrations' }).max(10_000, { error: 'at most 10000 principals' }).default([]),

@@ -30,6 +30,7 @@ import { createTaskAdmin } from './task-admin.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import type { StepGate } from '../tasks/step-gate.ts';
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from './approval-routes.ts';
+import { registerSsfRoutes, type SsfRoutesDeps } from '../signals/ssf-routes.ts';
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -59,6 +60,8 @@ export interface CreateServerOptions {
   stepGate?: StepGate;
   /** Human approvals of steps (with the step gate). */
   approvals?: ApprovalRoutesDeps;
+  /** Shared Signals: the SET receiver's push endpoints and the transmitter's stream API. */
+  signals?: SsfRoutesDeps;
 }
 
 /** A created server. */
@@ -280,6 +283,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   registerTaskRoutes(app, ctx);
   if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
   if (options.approvals !== undefined) registerApprovalRoutes(app, ctx, options.approvals);
+  if (options.signals !== undefined) registerSsfRoutes(app, options.signals);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

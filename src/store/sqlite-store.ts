@@ -20,6 +20,8 @@ import { migrateSqlite } from './migrate-sqlite.ts';
 import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
 import { createSqliteIdentityStores } from './sqlite-identity.ts';
 import { createSqliteTaskStores } from './sqlite-tasks.ts';
+import { createSqliteStreamStore } from './sqlite-streams.ts';
+import type { SsfStreamStore } from '../signals/stream-store.ts';
 import type { Migration } from './migrations/migration.ts';
 import { sqliteMigrations } from './migrations/sqlite-migrations.ts';
 import {
@@ -169,6 +171,8 @@ export class SqliteStore implements Store {
   readonly revocations: RevocationFeedStore;
   /** The break-glass switch. */
   readonly lockdown: LockdownStore;
+  /** Shared Signals streams. */
+  readonly ssfStreams: SsfStreamStore;
 
   #db: BetterSqlite3.Database | undefined;
   readonly #clock: Clock;
@@ -250,6 +254,7 @@ export class SqliteStore implements Store {
     this.users = taskStores.users;
     this.revocations = taskStores.revocations;
     this.lockdown = taskStores.lockdown;
+    this.ssfStreams = createSqliteStreamStore(db, (op, fn) => this.#run(op, fn));
     this.meta = {
       get: async (key) => {
         if (typeof key !== 'string' || key === '') throw new TypeError('meta.get: key must be a non-empty string');

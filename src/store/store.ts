@@ -9,6 +9,7 @@
 import type { AuditEventV1, NewAuditEventV1 } from '../audit/audit-event.ts';
 import type { JWK } from 'jose';
 import type { PrincipalCredential, RegisteredPrincipal } from '../identity/types.ts';
+import type { SsfStreamStore } from '../signals/stream-store.ts';
 
 /** Which implementation backs a store. */
 export type StoreDriver = 'sqlite';
@@ -347,6 +348,8 @@ export interface Store {
   readonly revocations: RevocationFeedStore;
   /** The break-glass switch. */
   readonly lockdown: LockdownStore;
+  /** Shared Signals streams Mandate transmits on. */
+  readonly ssfStreams: SsfStreamStore;
   /** Closes the store; idempotent. Calls after `close()` reject with `StoreUnavailableError`. */
   close(): Promise<void>;
 }

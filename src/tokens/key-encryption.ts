@@ -251,6 +251,38 @@ export async function encryptPrivateJwk(kek: Kek, signingKid: string, privateJwk
 }
 
 /**
+ * Seals a short secret (e.g. a push `Authorization` header of an SSF stream) under the KEK as a compact JWE
+ * (`dir`/`A256GCM`), bound to `purpose`: it opens only with the same KEK and purpose.
+ */
+export async function sealSecret(kek: Kek, purpose: string, plaintext: string): Promise<string> {
+  if (typeof purpose !== 'string' || purpose === '') throw new TypeError('sealSecret: purpose must be a non-empty string');
+  return new CompactEncrypt(new TextEncoder().encode(plaintext))
+    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: kek.fingerprint, mandate_purpose: purpose })
+    .encrypt(cryptoKeyOf(kek));
+}
+
+/**
+ * Opens a secret sealed by {@link sealSecret} for `purpose`.
+ * @throws KekMismatchError when sealed under another KEK; EncryptedKeyInvalidError when altered or for another purpose.
+ */
+export async function openSecret(kek: Kek, purpose: string, sealed: string): Promise<string> {
+  let header;
+  try {
+    header = decodeProtectedHeader(sealed);
+  } catch (error) {
+    throw new EncryptedKeyInvalidError(`the sealed ${purpose} is not a compact JWE`, { cause: error });
+  }
+  if (header.kid !== kek.fingerprint) throw new KekMismatchError(`the sealed ${purpose} was sealed under another KEK; configure the KEK that sealed the store`);
+  if (header.mandate_purpose !== purpose) throw new EncryptedKeyInvalidError(`the sealed value is not a ${purpose}`);
+  try {
+    const { plaintext } = await compactDecrypt(sealed, cryptoKeyOf(kek), { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+    return new TextDecoder().decode(plaintext);
+  } catch (error) {
+    throw new EncryptedKeyInvalidError(`the sealed ${purpose} fails authentication: it was altered`, { cause: error });
+  }
+}
+
+/**
  * Decrypts a private JWK encrypted by {@link encryptPrivateJwk}, checking that it was sealed under this KEK and for `signingKid`.
  * @throws KekMismatchError when the data names another KEK (the error says which one it needs);
  *   EncryptedKeyInvalidError when it is malformed, altered, or sealed for another signing key.

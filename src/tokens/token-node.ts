@@ -39,7 +39,7 @@ import type { Store, TaskRecord } from '../store/store.ts';
 import type { ResourceLookup } from '../tasks/step-check.ts';
 import type { Workflow } from '../tasks/workflows.ts';
 import { signingKeyEvent } from './key-audit.ts';
-import { deriveKekSecret, loadKek } from './key-encryption.ts';
+import { deriveKekSecret, loadKek, openSecret, sealSecret } from './key-encryption.ts';
 import { MANDATE_CLOCK_TOLERANCE_SECONDS, parseScope } from './mandate-claims.ts';
 import { createKeyManager, overlapForTokenLifetime, type KeyManager } from './signing-keys.ts';
 import { createTokenService, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, type OAuthRequestContext, type TokenService } from './token-service.ts';
@@ -79,6 +79,12 @@ export interface TokenNode {
   readonly scopes: readonly string[];
   /** Authenticates a caller of Mandate's own API by its mandate (audience = the issuer identifier). */
   authenticateApiCaller(request: ApiRequest): Promise<ApiCaller>;
+  /** Seals / opens a secret under the KEK (e.g. an SSF stream's push Authorization header). */
+  seal(purpose: string, plaintext: string): Promise<string>;
+  open(purpose: string, sealed: string): Promise<string>;
+  /** The guarded outbound fetch and the registry lookup, for other capabilities of the node (signals). */
+  readonly fetchJson: FetchJson;
+  readonly principals: PrincipalLookup;
   /** Verifies a user's access token from a trusted IdP (approvers, admins). */
   authenticateUser(token: string): Promise<AuthenticatedUser>;
   /** Identity and key readiness, for `/readyz`. */
@@ -388,6 +394,10 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
     authenticateApiCaller,
     authenticateUser: (token) => users.authenticate(token),
+    seal: (purpose, plaintext) => sealSecret(kek, purpose, plaintext),
+    open: (purpose, sealed) => openSecret(kek, purpose, sealed),
+    fetchJson,
+    principals,
     readiness,
     warnings,
   };

@@ -235,4 +235,21 @@ export const sqliteMigrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 5,
+    name: 'ssf_streams',
+    sql: `
+      -- Shared Signals streams Mandate transmits on. The push Authorization header inside doc is sealed (KEK).
+      CREATE TABLE ssf_streams (
+        stream_id  TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+        events     TEXT NOT NULL CHECK (json_valid(events)),
+        doc        TEXT NOT NULL CHECK (json_valid(doc)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX ssf_streams_owner ON ssf_streams (owner);
+    `,
+  },
 ];
