@@ -23,6 +23,9 @@ import { startSignalNode, type SignalNode } from '../signals/signal-node.ts';
 import type { TaskRecord } from '../store/store.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 
+/** How often open tasks are checked for their duration and idle limits, ms. */
+const TASK_SWEEP_INTERVAL_MS = 5000;
+
 /** A running node. */
 export interface RunningMandate {
   url: string;
@@ -84,6 +87,7 @@ export async function startMandate(
   });
   let server: MandateServer | undefined;
   let stopWatching = () => undefined as void;
+  let stopSweeper = () => undefined as void;
   try {
     // The token service runs when there is something to issue mandates for. It needs the KEK: a node that
     // cannot read its signing keys refuses to start rather than serving without them.
@@ -183,6 +187,12 @@ export async function startMandate(
     if (config.policy.watch) stopWatching = watchPolicyDirectory(config.policy.dir, () => void reload({ source: 'watch' }));
     const url = await server.listen();
     tokens?.setListenUrl(url);
+    // Tasks past their duration or idle time end on time (and are announced), not only at their next use.
+    const sweeper = tokens === undefined ? undefined : setInterval(() => {
+      (tokens as TokenNode).service.sweepTasks().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'the task sweeper failed; tasks still end at their next use'));
+    }, TASK_SWEEP_INTERVAL_MS);
+    sweeper?.unref();
+    stopSweeper = () => clearInterval(sweeper);
     logger.info(
       {
         url,
@@ -198,6 +208,7 @@ export async function startMandate(
     const stop = () => {
       stopping ??= (async () => {
         stopWatching();
+        stopSweeper();
         await (server as MandateServer).close();
         await signals?.close();
         await decisionLog.close();

@@ -43,6 +43,8 @@ export interface MandateClaims {
   cnf?: { jkt: string };
   /** `user`: a user is behind this token; `none`: machine-only work (`client_credentials`). */
   on_behalf_of: 'user' | 'none';
+  /** The acting agent's mode: `chat` (a read-only assistant answering a person) or `autonomous`. */
+  agent_mode?: 'chat' | 'autonomous';
   /** RFC 9396 §9.1: the task this mandate belongs to (`{ type: mandate_task, workflow, task_id }`). */
   authorization_details?: Array<Record<string, unknown>>;
   /** The task this mandate is bound to, once tasks exist. */

@@ -562,6 +562,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       iat,
       exp,
       act: actClaim(actors),
+      ...(client.principal.mode === undefined ? {} : { agent_mode: client.principal.mode }),
       ...(subId === undefined ? {} : { sub_id: subId }),
       ...(jkt === undefined ? {} : { cnf: { jkt } }),
       on_behalf_of: 'user',
@@ -693,6 +694,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       iat,
       exp,
       act: actClaim([client.principal.id]),
+      ...(client.principal.mode === undefined ? {} : { agent_mode: client.principal.mode }),
       ...(task.userIss === '' ? {} : { sub_id: { format: 'iss_sub' as const, iss: task.userIss, sub: task.userSub } }),
       ...(jkt === undefined ? {} : { cnf: { jkt } }),
       on_behalf_of: 'user',
@@ -834,6 +836,8 @@ export function createTokenService(deps: TokenServiceDeps) {
             ...(claims.act === undefined ? {} : { act: claims.act }),
             ...(claims.cnf === undefined ? {} : { cnf: claims.cnf }),
             ...(claims.sub_id === undefined ? {} : { sub_id: claims.sub_id }),
+            ...(claims.agent_mode === undefined ? {} : { agent_mode: claims.agent_mode }),
+            ...(claims.authorization_details === undefined ? {} : { authorization_details: claims.authorization_details }),
             on_behalf_of: claims.on_behalf_of,
           };
         }
@@ -936,6 +940,24 @@ export function createTokenService(deps: TokenServiceDeps) {
 
     /** Ends or revokes one task now (the agent ending it, an administrator, a violation). */
     closeTask,
+
+    /**
+     * Ends every open task past its workflow's maximum duration or idle time, and revokes those whose workflow
+     * changed or went away (each also ends at its next use; this makes it happen on time, with its signal).
+     * Resolves how many were closed.
+     */
+    async sweepTasks(): Promise<number> {
+      if (deps.tasks === undefined) return 0;
+      let closed = 0;
+      const now = deps.clock.now();
+      for (const task of await deps.tasks.store.list({ status: 'open', limit: 100_000 })) {
+        const end = taskEndReason(task, deps.tasks.workflows().get(task.workflowId), now);
+        if (end === undefined) continue;
+        await closeTask(task, end.code === 'task_expired' || end.code === 'task_idle' ? 'ended' : 'revoked', end.code, 'mandate');
+        closed++;
+      }
+      return closed;
+    },
   };
 }
 

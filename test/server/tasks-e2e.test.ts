@@ -45,10 +45,11 @@ interface World {
   close(): Promise<void>;
 }
 
-async function startWorld(): Promise<World> {
+async function startWorld(prepare?: (policyDir: string) => Promise<void>): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'mandate-tasks-'));
   const policyDir = join(dir, 'policies');
   await cp(EXAMPLES, policyDir, { recursive: true });
+  await prepare?.(policyDir);
   const idp = await newKey('corp');
   await writeFile(join(dir, 'corp.json'), JSON.stringify({ keys: [idp.publicJwk] }));
   const agents = { outreach: await newKey('outreach-1'), helpdesk: await newKey('helpdesk-1') };
@@ -141,6 +142,7 @@ test('opening a task: a mandate held to the workflow, the task in authorization_
   assert.match(taskId, /^task_/);
   const claims = decodeJwt(opened.body.access_token as string) as Record<string, unknown>;
   assert.deepEqual(claims.authorization_details, [{ type: 'mandate_task', workflow: 'lead-followup', task_id: taskId }]);
+  assert.equal(claims.agent_mode, 'autonomous', "the agent's mode travels in the mandate");
   const task = await w.node.store.tasks.get(taskId);
   assert.equal(task?.status, 'open');
   assert.equal(task?.agentId, 'sales-outreach');
@@ -248,6 +250,28 @@ test('context changes: a disabled user and lockdown revoke at once; a policy cha
     const after = await w.node.store.tasks.get(taskC);
     assert.equal(after?.status, 'revoked');
     assert.equal(after?.endReason, 'policy_no_longer_allows');
+  } finally {
+    await w.close();
+  }
+});
+
+test('a task past its maximum duration ends on time: the sweeper closes it and its mandates are inactive', async () => {
+  const w = await startWorld(async (policyDir) => {
+    const file = join(policyDir, 'workflows', 'lead-followup.yaml');
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/duration:\n {2}maxSeconds: \d+\n {2}idleSeconds: \d+/, 'duration:\n  maxSeconds: 1\n  idleSeconds: 1'));
+  });
+  try {
+    const opened = await openTask(w);
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    const taskId = String((opened.body.authorization_details as Array<Record<string, unknown>>)[0]?.task_id);
+    assert.ok((decodeJwt(opened.body.access_token as string).exp as number) - nowS() <= 1, 'a mandate never outlives its task');
+    await new Promise((r) => setTimeout(r, 1100));
+    await w.node.tokens?.service.sweepTasks();
+    const task = await w.node.store.tasks.get(taskId);
+    assert.equal(task?.status, 'ended');
+    assert.equal(task?.endReason, 'task_expired');
+    assert.deepEqual(await introspect(w, opened.body.access_token as string), { active: false });
   } finally {
     await w.close();
   }
