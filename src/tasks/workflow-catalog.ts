@@ -7,7 +7,8 @@
 import { PolicySetInvalidError } from '../core/errors.ts';
 import type { LoadResult } from '../policy/policy-engine.ts';
 import type { PolicyEnginePort } from '../server/server-context.ts';
-import { loadWorkflowDirectory, workflowSetVersion, WORKFLOWS_FOLDER, type Workflow } from './workflows.ts';
+import { readPolicyDirectory } from '../policy/read-policy-directory.ts';
+import { checkWorkflowEntities, loadWorkflowDirectory, workflowSetVersion, WORKFLOWS_FOLDER, type Workflow } from './workflows.ts';
 
 /** The current workflows. */
 export class WorkflowCatalog {
@@ -41,6 +42,20 @@ export class WorkflowCatalog {
 export function withWorkflows(engine: PolicyEnginePort, catalog: WorkflowCatalog, onChange?: () => Promise<void>): PolicyEnginePort {
   const reload = async (dir: string): Promise<LoadResult> => {
     const wf = await loadWorkflowDirectory(dir);
+    if (wf.ok) {
+      // The directory's Workflow entities are what Cedar sees: they must say what the workflow files say.
+      const contents = await readPolicyDirectory(dir).catch(() => undefined);
+      if (contents !== undefined) {
+        const mismatches = checkWorkflowEntities(wf.workflows, contents.entities, contents.entitiesFile).filter((d) => d.severity === 'error');
+        if (mismatches.length > 0) {
+          return {
+            ok: false,
+            error: new PolicySetInvalidError(`the Workflow entities in the policy directory differ from their workflow files (${mismatches.length}); nothing was loaded`, { extra: { diagnostics: mismatches } }),
+            activeVersion: engine.current()?.version,
+          };
+        }
+      }
+    }
     if (!wf.ok) {
       const errors = wf.diagnostics.filter((d) => d.severity === 'error').length;
       return {
