@@ -64,6 +64,16 @@ export const COMMANDS: GroupEntry = {
         end: command('End a task now, revoking every mandate it holds', async () => (await import('./tasks-end-command.ts')).tasksEndCommand),
       },
     },
+    approvals: {
+      kind: 'group',
+      summary: "List, show, approve and deny requests for a person's approval",
+      commands: {
+        list: command('List approval requests (newest first)', async () => (await import('./approvals-list-command.ts')).approvalsListCommand),
+        show: command('Show one approval request', async () => (await import('./approvals-list-command.ts')).approvalsShowCommand),
+        approve: command('Approve a pending request: the agent may make exactly that call, once', async () => (await import('./approvals-decide-command.ts')).approvalsApproveCommand),
+        deny: command('Deny a pending request: the call stays refused', async () => (await import('./approvals-decide-command.ts')).approvalsDenyCommand),
+      },
+    },
     users: {
       kind: 'group',
       summary: 'Disable and enable users, list the disabled ones',

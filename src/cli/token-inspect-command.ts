@@ -4,8 +4,9 @@
  *
  * The keys come from the store the configuration names (the published JWKS: active and retiring keys; no KEK
  * needed), or from a running node: `--issuer` reads its RFC 8414 metadata and then its `jwks_uri`, `--jwks-url`
- * reads a JWKS directly. With the store, the token's record is looked up too, so that a revoked mandate is
- * refused as the token service would. The token itself is never printed.
+ * reads a JWKS directly. With the store, the token is also checked as the token service checks it: its own
+ * record (revoked, or revoked because its task ended), its task, and every mandate it was re-exchanged from
+ * (`parentJti`). The token itself is never printed.
  *
  * @see RFC 8414 §3 (metadata location and issuer check), RFC 9068 (JWT access tokens)
  */
@@ -14,8 +15,7 @@ import type { MandateConfig } from '../config/index.ts';
 import { InvalidRequestError } from '../core/errors.ts';
 import { systemClock } from '../core/ports.ts';
 import { createFetchJson } from '../identity/outbound.ts';
-import type { Store } from '../store/store.ts';
-import { inspectToken, renderTokenInspection, type InspectionLine, type TokenInspection } from '../tokens/inspect-token.ts';
+import { inspectToken, inspectTokenRecord, renderTokenInspection, type TokenInspection } from '../tokens/inspect-token.ts';
 import { CliUsageError, EXIT_FAILURE, EXIT_OK, type CliCommand, type CliIo } from './command.ts';
 import { VERIFIER_CLOCK_TOLERANCE_SECONDS, cliKeyManager } from './keys-manager.ts';
 import { CONFIG_OPTION, cliActor, loadCliConfig, storeLocation, terminalSafe, withStore } from './store-context.ts';
@@ -104,30 +104,6 @@ async function remoteKeys(config: MandateConfig, issuerOption: string | undefine
   return { jwks: asJwks(keys.json, jwksUrl.href), issuer, keysFrom: `${jwksUrl.href} (jwks_uri of ${metadataUrl})`, issuerFrom };
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
-/**
- * Adds what the store knows about the token (only for a verified one: a forged token's jti proves nothing): a
- * revoked mandate is refused everywhere; one without a record was not issued by this store's token service.
- */
-async function withRecord(inspection: TokenInspection, jti: unknown, store: Store): Promise<TokenInspection> {
-  if (!inspection.trusted || typeof jti !== 'string' || jti === '') return inspection;
-  const record = await store.tokens.get(jti);
-  let line: InspectionLine;
-  if (record === undefined) {
-    line = { name: 'record', status: 'info', explanation: "no record of this jti in the store: not issued by this store's token service (introspection would answer active: false)" };
-  } else if (record.revokedAt !== undefined) {
-    const why = record.revokedReason === undefined ? '' : ` (${terminalSafe(record.revokedReason.slice(0, 200))})`;
-    line = { name: 'revocation', value: iso(record.revokedAt), status: 'refused', explanation: `revoked${why}: refused from then on, before it expires` };
-  } else {
-    line = { name: 'record', status: 'ok', explanation: `issued by this Mandate at ${iso(record.issuedAt)} to ${terminalSafe(record.clientId)}; not revoked` };
-  }
-  const claims = [...inspection.claims, line];
-  if (line.status !== 'refused') return { ...inspection, claims };
-  const reasons = [...inspection.reasons, `${line.name}: ${line.explanation}`];
-  return { ...inspection, claims, reasons, verdict: 'refused', summary: `refused: ${reasons[0] as string}` };
-}
-
 /** Decodes just the jti, for the record lookup (the inspection already reported anything malformed). */
 function jtiOf(token: string): unknown {
   const payload = token.trim().replace(/^(?:Bearer|DPoP)\s+/i, '').split('.')[1];
@@ -155,8 +131,9 @@ explains each header parameter and claim: what it means and whether it is accept
 every reason for a refusal. The signature and the token itself are never printed.
 
 Keys: by default the JWKS of the store the configuration names (active and retiring keys; no KEK needed),
-with the issuer from tokens.issuer (else the listen URL); the store's record of the token is checked too, so
-a revoked mandate is refused. --issuer URL reads a running node instead: its RFC 8414 metadata
+with the issuer from tokens.issuer (else the listen URL). The store is then checked as the token service
+checks it: a mandate that was revoked, whose task ended (or is past its deadline or idle limit), or that was
+re-exchanged from a mandate since revoked (its parentJti chain) is refused, and the line says why. --issuer URL reads a running node instead: its RFC 8414 metadata
 (/.well-known/oauth-authorization-server), then the jwks_uri it names (same origin only). --jwks-url URL
 reads a JWKS directly (the issuer is then --issuer, else as configured). Fetches use the configured
 outbound timeout and size limit; loopback and private addresses are allowed, since you name the node.`,
@@ -201,7 +178,9 @@ outbound timeout and size limit; loopback and private addresses are allowed, sin
       ({ setting, inspection } = await withStore(config, { mustExist: true }, async (store) => {
         const jwks = await cliKeyManager(config, store, cliActor(io.env)).jwks();
         const s: KeySetting = { jwks, ...expectedIssuer(config, undefined), keysFrom: `store ${storeLocation(config)}` };
-        return { setting: s, inspection: await withRecord(await inspectToken(token, options(s)), jtiOf(token), store) };
+        const inspected = await inspectToken(token, options(s));
+        const recordOptions = { clock: systemClock, maxDelegationDepth: config.tokens.maxDelegationDepth };
+        return { setting: s, inspection: await inspectTokenRecord(inspected, jtiOf(token), { tokens: store.tokens, tasks: store.tasks }, recordOptions) };
       }));
     }
 

@@ -19,6 +19,7 @@ import {
 } from 'jose';
 import { InvalidTokenError } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
+import type { IssuedTokenRecord, TaskRecord, TaskStore, TokenStore } from '../store/store.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './signing-keys.ts';
 
 /** Longest token `inspectToken` decodes, in characters; a mandate is well under 2 KiB. */
@@ -85,13 +86,18 @@ function display(value: unknown): string {
   } catch {
     text = String(value);
   }
-  // Control, bidi-override and zero-width characters: a claim value must not rewrite the operator's terminal.
+  return bounded(escaped(text), MAX_VALUE_CHARS);
+}
+
+/** Text with control, bidi-override and zero-width characters escaped: a value must not rewrite the operator's terminal. */
+function escaped(text: string): string {
   // eslint-disable-next-line no-control-regex
-  text = text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
     `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
-  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
 }
+
+const bounded = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 function isoOf(seconds: number): string {
   const ms = seconds * 1000;
@@ -367,7 +373,7 @@ function inspectClaims(payload: JWTPayload, options: InspectTokenOptions, nowSec
   const task = payload.task;
   if (task !== undefined) {
     if (typeof task !== 'string' || task === '') push('task', 'refused', 'not a task id');
-    else push('task', 'info', 'bound to this task; refused at request time once the task is closed (not checked here)');
+    else push('task', 'info', 'bound to this task; refused once the task is closed (checked only against the store: see "task status")');
   }
 
   for (const name of Object.keys(payload)) {
@@ -452,6 +458,109 @@ export async function inspectToken(token: string, options: InspectTokenOptions):
       ? `accepted: a valid mandate from ${display(decoded.payload.iss)} for ${display(decoded.payload.aud)}`
       : `refused: ${reasons[0] as string}`;
   return { verdict, summary, reasons, signature, trusted, header, claims };
+}
+
+/** What {@link inspectTokenRecord} reads: the issued-token records and, optionally, the tasks (narrow ports). */
+export interface TokenRecordSources {
+  tokens: Pick<TokenStore, 'get'>;
+  /** When given, the task a mandate belongs to is checked too. */
+  tasks?: Pick<TaskStore, 'get'>;
+}
+
+/** How {@link inspectTokenRecord} checks. */
+export interface TokenRecordOptions {
+  clock: Clock;
+  /** `tokens.maxDelegationDepth`: how many earlier mandates the token service follows before it refuses. */
+  maxDelegationDepth: number;
+}
+
+const MAX_REASON_CHARS = 200;
+const isoMs = (ms: number): string => new Date(ms).toISOString();
+const reasonText = (reason: string): string => bounded(escaped(reason), MAX_REASON_CHARS);
+
+/** The record's own revocation, told as the token service tells it (a task's mandates are revoked as `task <status>: <code>`). */
+function revocationLine(record: IssuedTokenRecord & { revokedAt: number }): InspectionLine {
+  const reason = record.revokedReason;
+  if (reason?.startsWith('task ')) {
+    return { name: 'revocation', value: isoMs(record.revokedAt), status: 'refused', explanation: `its task ended (${reasonText(reason.slice(5))}): every mandate of a task is revoked when the task closes` };
+  }
+  const why = reason === undefined ? '' : ` (${reasonText(reason)})`;
+  return { name: 'revocation', value: isoMs(record.revokedAt), status: 'refused', explanation: `revoked${why}: refused from then on, before it expires` };
+}
+
+/** Whether the task a mandate belongs to still lets it be used: closed, or past the limits it was opened with. */
+function taskLine(taskId: string, task: TaskRecord | undefined, nowMs: number): InspectionLine {
+  const name = 'task status';
+  if (task === undefined) return { name, status: 'refused', explanation: `its task ${escaped(taskId)} is not known to this store` };
+  if (task.status !== 'open') {
+    return { name, value: display(task.status), status: 'refused', explanation: `its task ended (${task.status}: ${reasonText(task.endReason ?? 'no reason recorded')})` };
+  }
+  // The node ends a task past its limits at the task's next use; the workflow's current definition is not read here.
+  if (nowMs >= task.expiresAt) {
+    return { name, value: display('open'), status: 'refused', explanation: `its task reached its maximum duration at ${isoMs(task.expiresAt)}; its next use ends it` };
+  }
+  if (nowMs - task.lastActivityAt >= task.idleTimeoutMs) {
+    return { name, value: display('open'), status: 'refused', explanation: `its task has been idle since ${isoMs(task.lastActivityAt)}, beyond its idle limit of ${Math.round(task.idleTimeoutMs / 1000)} s; its next use ends it` };
+  }
+  return { name, value: display('open'), status: 'ok', explanation: `its task is open (workflow ${escaped(task.workflowId)}, until ${isoMs(task.expiresAt)})` };
+}
+
+/**
+ * The chain of mandates this one was exchanged from, walked as the token service walks it (`parentJti`, at
+ * most `maxDelegationDepth` + 1 hops): a mandate re-exchanged from a revoked one is refused with it.
+ */
+async function chainLine(record: IssuedTokenRecord, tokens: TokenRecordSources['tokens'], maxDepth: number): Promise<InspectionLine | undefined> {
+  if (record.parentJti === undefined) return undefined;
+  let parentJti: string | undefined = record.parentJti;
+  let hops = 0;
+  for (; parentJti !== undefined; hops++) {
+    if (hops > maxDepth) return { name: 'chain', status: 'refused', explanation: `its chain of earlier mandates is longer than allowed (tokens.maxDelegationDepth ${maxDepth})` };
+    const parent = await tokens.get(parentJti);
+    if (parent === undefined) {
+      return { name: 'chain', value: display(parentJti), status: 'refused', explanation: 'an earlier mandate in its chain is not known to this store, so the token service treats it as revoked' };
+    }
+    if (parent.revokedAt !== undefined) {
+      const why = parent.revokedReason === undefined ? '' : `: ${reasonText(parent.revokedReason)}`;
+      return {
+        name: 'chain',
+        value: display(parent.jti),
+        status: 'refused',
+        explanation: `an earlier mandate in its chain was revoked (${isoMs(parent.revokedAt)}${why}); a mandate exchanged from a revoked one is refused with it`,
+      };
+    }
+    parentJti = parent.parentJti;
+  }
+  return { name: 'chain', status: 'ok', explanation: `exchanged from ${hops} earlier mandate${hops === 1 ? '' : 's'}, none revoked` };
+}
+
+/**
+ * Adds what the issuing store knows about a verified mandate, checked as the token service checks it before
+ * accepting one: its own record (unknown: reported; revoked: refused, saying when its task ended), the task it
+ * belongs to, and every mandate it was re-exchanged from. A token whose signature did not verify is returned
+ * as it is: a forged token's jti proves nothing.
+ * @param jti the token's `jti` claim, as decoded
+ * @example
+ * const report = await inspectTokenRecord(await inspectToken(jwt, options), jti, { tokens: store.tokens, tasks: store.tasks }, { clock, maxDelegationDepth: 4 });
+ */
+export async function inspectTokenRecord(inspection: TokenInspection, jti: unknown, sources: TokenRecordSources, options: TokenRecordOptions): Promise<TokenInspection> {
+  if (!inspection.trusted || typeof jti !== 'string' || jti === '') return inspection;
+  const record = await sources.tokens.get(jti);
+  const lines: InspectionLine[] = [];
+  if (record === undefined) {
+    lines.push({ name: 'record', status: 'info', explanation: "no record of this jti in the store: not issued by this store's token service (introspection would answer active: false)" });
+  } else if (record.revokedAt !== undefined) {
+    lines.push(revocationLine({ ...record, revokedAt: record.revokedAt }));
+  } else {
+    lines.push({ name: 'record', status: 'ok', explanation: `issued by this Mandate at ${isoMs(record.issuedAt)} to ${escaped(record.clientId)}; not revoked` });
+    if (record.taskId !== undefined && sources.tasks !== undefined) lines.push(taskLine(record.taskId, await sources.tasks.get(record.taskId), options.clock.now()));
+    const chain = await chainLine(record, sources.tokens, options.maxDelegationDepth);
+    if (chain !== undefined) lines.push(chain);
+  }
+  const refused = lines.filter((l) => l.status === 'refused').map((l) => `${l.name}: ${l.explanation}`);
+  const claims = [...inspection.claims, ...lines];
+  if (refused.length === 0) return { ...inspection, claims };
+  const reasons = [...inspection.reasons, ...refused];
+  return { ...inspection, claims, reasons, verdict: 'refused', summary: `refused: ${reasons[0] as string}` };
 }
 
 /** Renders an inspection as text for the CLI; the signature itself is never shown. */

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT, type CryptoKey, type JSONWebKeySet } from 'jose';
 import { createAuditEvent } from '../../src/audit/audit-event.ts';
 import { systemClock } from '../../src/core/ports.ts';
+import type { IssuedTokenRecord, TaskRecord } from '../../src/store/store.ts';
 import { kekFromBase64url } from '../../src/tokens/key-encryption.ts';
 import { createKeyManager, type Signer } from '../../src/tokens/signing-keys.ts';
 import { createCliFixture, ISSUER, lines, type CliFixture } from './store-cli-fixtures.ts';
@@ -134,13 +135,13 @@ test('token inspect: tampered, expired, foreign-key and revoked mandates are ref
       const at = Date.now();
       const record = { jti: 'm-revoked', clientId: 'triage-bot', subject: 'alice@example.com', actors: ['triage-bot'], audience: 'https://crm.example/mcp', scope: 'crm.read', issuedAt: at - 10_000, expiresAt: at + 290_000 };
       await store.tokens.record(record, createAuditEvent({ type: 'token.issue', outcome: 'success', actor: 'triage-bot', data: { jti: 'm-revoked' } }, { clock: systemClock }));
-      await store.tokens.revoke('m-revoked', at, 'task ended', createAuditEvent({ type: 'token.revoke', outcome: 'success', actor: 'triage-bot', data: { jti: 'm-revoked' } }, { clock: systemClock }));
+      await store.tokens.revoke('m-revoked', at, 'client request', createAuditEvent({ type: 'token.revoke', outcome: 'success', actor: 'triage-bot', data: { jti: 'm-revoked' } }, { clock: systemClock }));
     } finally {
       await store.close();
     }
     const r = await fx.run(['token', 'inspect', revoked], { env: {} });
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /^ {2}refused: revocation: revoked \(task ended\): refused from then on, before it expires$/m);
+    assert.match(r.stdout, /^ {2}refused: revocation: revoked \(client request\): refused from then on, before it expires$/m);
 
     const malformed = await fx.run(['token', 'inspect', 'not.a-token'], { env: {} });
     assert.equal(malformed.code, 1);
@@ -149,6 +150,72 @@ test('token inspect: tampered, expired, foreign-key and revoked mandates are ref
     assert.equal(none.code, 2);
     assert.match(none.stderr, /ERR_USAGE: give the token, or - to read it from standard input/);
     assert.equal((await fx.run(['token', 'inspect', '-'], { env: {}, stdin: '  \n' })).code, 2);
+  });
+});
+
+test('token inspect with the store: walks the parentJti chain and checks the task, as the token service does', async () => {
+  await withTokens(async ({ fx, mint }) => {
+    const at = Date.now();
+    const event = (type: 'token.issue' | 'token.revoke' | 'task.close', data: Record<string, unknown>) => createAuditEvent({ type, outcome: 'success', actor: 'triage-bot', data }, { clock: systemClock });
+    const record = (jti: string, over: Partial<IssuedTokenRecord> = {}): IssuedTokenRecord => ({
+      jti, clientId: 'triage-bot', subject: 'alice@example.com', actors: ['triage-bot'], audience: 'https://crm.example/mcp', scope: 'crm.read', issuedAt: at - 10_000, expiresAt: at + 290_000, ...over,
+    });
+    const task = (id: string, over: Partial<TaskRecord> = {}): TaskRecord => ({
+      id, userIss: 'https://login.example.com', userSub: 'alice@example.com', agentId: 'triage-bot', workflowId: 'ticket-triage', workflowVersion: 'sha256:7a1e', purpose: 'triage the inbox',
+      status: 'open', openedAt: at - 60_000, expiresAt: at + 3_600_000, idleTimeoutMs: 900_000, lastActivityAt: at - 5_000, stepsTaken: 2, recentSteps: [], ...over,
+    });
+    const child = { client_id: 'reader', act: { sub: 'reader', act: { sub: 'triage-bot' } } };
+    const store = await fx.openStore();
+    try {
+      // triage-bot's mandate, re-exchanged by reader, re-exchanged again by summarizer.
+      await store.tokens.record(record('m-root'), event('token.issue', { jti: 'm-root' }));
+      await store.tokens.record(record('m-mid', { parentJti: 'm-root', clientId: 'reader', actors: ['reader', 'triage-bot'] }), event('token.issue', { jti: 'm-mid' }));
+      await store.tokens.record(record('m-leaf', { parentJti: 'm-mid', clientId: 'summarizer', actors: ['summarizer', 'reader', 'triage-bot'] }), event('token.issue', { jti: 'm-leaf' }));
+      // A task's first mandate and one re-delegated from it (it carries the task too); a task left idle too long.
+      await store.tasks.open(task('task_open'), { hash: 'h-open', taskId: 'task_open', clientId: 'triage-bot', issuedAt: at, expiresAt: at + 3_600_000 }, record('m-task', { taskId: 'task_open' }), event('token.issue', { jti: 'm-task' }));
+      await store.tokens.record(record('m-task-child', { taskId: 'task_open', parentJti: 'm-task', clientId: 'reader', actors: ['reader', 'triage-bot'] }), event('token.issue', { jti: 'm-task-child' }));
+      await store.tasks.open(task('task_idle', { lastActivityAt: at - 1_200_000 }), { hash: 'h-idle', taskId: 'task_idle', clientId: 'triage-bot', issuedAt: at, expiresAt: at + 3_600_000 }, record('m-idle', { taskId: 'task_idle' }), event('token.issue', { jti: 'm-idle' }));
+    } finally {
+      await store.close();
+    }
+    const leaf = await mint({ jti: 'm-leaf', client_id: 'summarizer', act: { sub: 'summarizer', act: { sub: 'reader', act: { sub: 'triage-bot' } } } });
+    const ok = await fx.run(['token', 'inspect', leaf], { env: {} });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^ {2}ok +chain +exchanged from 2 earlier mandates, none revoked$/m);
+
+    const taskChild = await mint({ jti: 'm-task-child', task: 'task_open', ...child });
+    const open = await fx.run(['token', 'inspect', taskChild], { env: {} });
+    assert.equal(open.code, 0, open.stdout + open.stderr);
+    assert.match(open.stdout, /^ {2}ok +task status +"open"\n.*↳ its task is open \(workflow ticket-triage, until \S+Z\)$/m);
+    assert.match(open.stdout, /^ {2}ok +chain +exchanged from 1 earlier mandate, none revoked$/m);
+
+    // Revoking the first mandate of the chain: the leaf's own record is clean, the server refuses it all the same.
+    const s2 = await fx.openStore();
+    try {
+      await s2.tokens.revoke('m-root', Date.now(), 'client request', event('token.revoke', { jti: 'm-root' }));
+      const closed = await s2.tasks.close({ taskId: 'task_open' }, 'ended', Date.now(), 'ended_by_admin', (t) => event('task.close', { taskId: t.id, status: 'ended', reason: 'ended_by_admin' }));
+      assert.equal(closed.length, 1);
+    } finally {
+      await s2.close();
+    }
+    const refused = await fx.run(['token', 'inspect', leaf], { env: {} });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, /^ {2}ok +record +issued by this Mandate at \S+ to summarizer; not revoked$/m);
+    assert.match(refused.stdout, /^ {2}refused: chain: an earlier mandate in its chain was revoked \(\S+Z: client request\); a mandate exchanged from a revoked one is refused with it$/m);
+    assert.match(refused.stdout, /^ {2}REFUSED +chain +"m-root"$/m);
+    const asJson = JSON.parse((await fx.run(['token', 'inspect', leaf, '--json'], { env: {} })).stdout) as { verdict: string; reasons: string[] };
+    assert.equal(asJson.verdict, 'refused');
+    assert.deepEqual(asJson.reasons.map((r) => r.split(':')[0]), ['chain']);
+
+    // The task ended: its mandates were revoked with it, and the reason says so.
+    const ended = await fx.run(['token', 'inspect', taskChild], { env: {} });
+    assert.equal(ended.code, 1);
+    assert.match(ended.stdout, /^ {2}refused: revocation: its task ended \(ended: ended_by_admin\): every mandate of a task is revoked when the task closes$/m);
+
+    // An open task past its idle limit: the node ends it at its next use.
+    const idle = await fx.run(['token', 'inspect', await mint({ jti: 'm-idle', task: 'task_idle' })], { env: {} });
+    assert.equal(idle.code, 1);
+    assert.match(idle.stdout, /^ {2}refused: task status: its task has been idle since \S+Z, beyond its idle limit of 900 s; its next use ends it$/m);
   });
 });
 
