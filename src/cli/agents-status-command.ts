@@ -10,6 +10,7 @@
  * declares, but a restart never re-activates a principal (syncConfiguredPrincipals only restricts a status).
  * The command says so, and that the file should follow (remove a retired principal from it).
  */
+import { cliTaskAdmin } from './tasks-admin-context.ts';
 import { ConflictError, NotFoundError } from '../core/errors.ts';
 import { systemClock } from '../core/ports.ts';
 import { PRINCIPAL_ID } from '../identity/registry.ts';
@@ -73,7 +74,10 @@ remove it from the file too (a principal removed from the file is retired anyway
           cliPrincipalEvent(`principals.status.${target}`, actor, { principal: id, status: target, previous: current.status, ...(reason === undefined ? {} : { reason }) }),
         );
         if (updated === undefined) throw new NotFoundError(`no principal ${id} is registered; see mandate agents list`);
-        return { principal: updated, changed: true };
+        // A stopped agent holds nothing: its open tasks (and every mandate they hold) are revoked now.
+        const { admin, by } = cliTaskAdmin(store, config, io.env);
+        const closed = await admin.closeAgentTasks(id, target, by, reason);
+        return { principal: updated, changed: true, tasksRevoked: closed.length };
       });
       const p = outcome.principal;
       if (args.values.json) {
@@ -84,7 +88,8 @@ remove it from the file too (a principal removed from the file is retired anyway
         io.stdout(`${p.kind} ${id} is already ${target}; nothing changed\n`);
         return EXIT_OK;
       }
-      io.stdout(`${target} ${p.kind} ${id}: it can no longer authenticate; mandates already issued to it stay valid until they expire (at most ${config.tokens.maxLifetimeSeconds} s). Audited as ${actor}.\n`);
+      const revoked = 'tasksRevoked' in outcome ? outcome.tasksRevoked : 0;
+      io.stdout(`${target} ${p.kind} ${id}: it can no longer authenticate; ${revoked} open task${revoked === 1 ? '' : 's'} revoked with every mandate they held; other mandates already issued to it stay valid until they expire (at most ${config.tokens.maxLifetimeSeconds} s). Audited as ${actor}.\n`);
       if (p.source === 'config') {
         io.stdout(
           target === 'suspended'

@@ -138,6 +138,9 @@ export async function startMandate(
             workflows: () => catalog.current(),
             lookup,
             closeTask: (task, status, reason, actor) => node.service.closeTask(task, status, reason, actor),
+            closeAgentTasks: async (agentId, reason) => {
+              for (const task of await store.tasks.list({ status: 'open', agentId, limit: 100_000 })) await node.service.closeTask(task, 'revoked', reason, 'mandate');
+            },
             clock: systemClock,
           });
     server = await createServer({

@@ -218,6 +218,8 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
     ),
     tokenGet: db.prepare<[string], TokenRow>('SELECT * FROM issued_tokens WHERE jti = ?'),
     tokenRevoke: db.prepare<[number, string, string]>('UPDATE issued_tokens SET revoked_at = ?, revoked_reason = ? WHERE jti = ? AND revoked_at IS NULL'),
+    // The revocation feed (migration 4) is what other nodes apply: a revoked token and a stopped principal go in it.
+    feedInsert: db.prepare<[string, string, number, string]>('INSERT INTO revocations (kind, target, at, reason) VALUES (?, ?, ?, ?)'),
   };
 
   let replayInserts = 0;
@@ -298,6 +300,7 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
       stmt.credDelete.run(id);
       writeCredentials(id, rows);
     }
+    if (patch.status !== undefined && patch.status !== current.status && patch.status !== 'active') stmt.feedInsert.run('principal', id, atMs, patch.status);
     insertAudit(event);
     return loadPrincipal(id);
   });
@@ -425,6 +428,7 @@ export function createSqliteIdentityStores(db: BetterSqlite3.Database, run: Sqli
   });
   const revokeTx = db.transaction((jti: string, atMs: number, reason: string, event: NewAuditEventV1): boolean => {
     if (stmt.tokenRevoke.run(atMs, reason, jti).changes !== 1) return false;
+    stmt.feedInsert.run('token', jti, atMs, reason);
     insertAudit(event);
     return true;
   });

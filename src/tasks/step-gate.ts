@@ -23,7 +23,7 @@ export const APPROVAL_TTL_MS = 15 * 60_000;
 
 /** Why a step was refused before policy: a workflow violation or a task that cannot take steps. */
 export interface StepRefusal {
-  readonly code: StepViolationCode | 'task_mismatch' | 'workflow_changed' | 'workflow_removed' | 'approval_invalid';
+  readonly code: StepViolationCode | 'task_mismatch' | 'workflow_changed' | 'workflow_removed' | 'approval_invalid' | 'agent_inactive';
   readonly message: string;
 }
 
@@ -56,6 +56,8 @@ export interface StepGateDeps {
   lookup?: ResourceLookup;
   /** Closes a task (revocation path shared with the token service). */
   closeTask(task: TaskRecord, status: 'ended' | 'revoked', reason: string, actor: string): Promise<void>;
+  /** Revokes every open task of an agent (it was quarantined). */
+  closeAgentTasks(agentId: string, reason: string): Promise<void>;
   clock: Clock;
   ids?: IdGenerator;
 }
@@ -64,9 +66,12 @@ function isRef(v: unknown): v is EntityRef {
   return typeof v === 'object' && v !== null && typeof (v as EntityRef).type === 'string' && typeof (v as EntityRef).id === 'string';
 }
 
-/** The hash an approval is bound to: the action, the resource and the exact arguments. */
-export function callHash(action: string, resource: EntityRef, args: unknown): string {
-  return createHash('sha256').update(canonicalJson({ action, resource, args: args ?? {} })).digest('base64url');
+/**
+ * The hash an approval is bound to: the task (so its user and agent), the action, the resource and the exact
+ * arguments. An approval given in one task is useless in any other.
+ */
+export function callHash(taskId: string, action: string, resource: EntityRef, args: unknown): string {
+  return createHash('sha256').update(canonicalJson({ task: taskId, action, resource, args: args ?? {} })).digest('base64url');
 }
 
 /** Builds the step gate. */
@@ -80,6 +85,8 @@ export function createStepGate(deps: StepGateDeps) {
     if (workflow.onViolation.quarantineAgent) {
       const now = deps.clock.now();
       await deps.principals.update(task.agentId, { status: 'quarantined' }, now, event({ type: 'admin', outcome: 'success', actor: 'mandate', resource: `principal:${task.agentId}`, reasons: [`workflow ${workflow.id} violation ${code} in task ${task.id}`], data: { operation: 'principals.status.quarantined', principal: task.agentId, taskId: task.id } }));
+      // A quarantined agent holds nothing: its other open tasks go too.
+      await deps.closeAgentTasks(task.agentId, 'agent_quarantined');
     }
   };
 
@@ -103,6 +110,12 @@ export function createStepGate(deps: StepGateDeps) {
         const code = (end?.code ?? 'workflow_removed') as StepRefusal['code'];
         await deps.closeTask(task, code === 'task_expired' || code === 'task_idle' ? 'ended' : 'revoked', code, 'mandate');
         return { refusal: { code, message: end?.message ?? 'the workflow no longer exists' } };
+      }
+      // The agent must still be registered and active: a stopped agent's task takes no further step.
+      const agent = await deps.principals.get(task.agentId);
+      if (agent === undefined || agent.status !== 'active') {
+        await deps.closeTask(task, 'revoked', `agent_${agent?.status ?? 'unregistered'}`, 'mandate');
+        return { refusal: { code: 'agent_inactive', message: `the task's agent is ${agent?.status ?? 'no longer registered'}` } };
       }
       // The request must be the task's: its user as principal, its agent acting.
       const actors = request.delegation?.actors ?? [];
@@ -136,7 +149,7 @@ export function createStepGate(deps: StepGateDeps) {
         workflow,
         needsApproval: checked.needsApproval,
         ...(typeof approvalId === 'string' ? { approvalId } : {}),
-        argsHash: callHash(request.action, request.resource, args),
+        argsHash: callHash(task.id, request.action, request.resource, args),
         request: { ...request, context: { ...rest, ...input.context, step: checked.step }, entities: [...callerEntities, ...input.entities] },
       };
     },

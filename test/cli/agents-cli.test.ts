@@ -209,7 +209,7 @@ test('agents suspend and retire: status changes with audit events; no-ops and re
 
     const suspend = await fx.run(['agents', 'suspend', 'helper', '--reason', 'key exposure under investigation']);
     assert.equal(suspend.code, 0, suspend.stderr);
-    assert.match(suspend.stdout, /^suspended agent helper: it can no longer authenticate; mandates already issued to it stay valid until they expire \(at most 900 s\)\. Audited as cli:\S+\.\n$/);
+    assert.match(suspend.stdout, /^suspended agent helper: it can no longer authenticate; 0 open tasks revoked with every mandate they held; other mandates already issued to it stay valid until they expire \(at most 900 s\)\. Audited as cli:\S+\.\n$/);
     const again = await fx.run(['agents', 'suspend', 'helper']);
     assert.equal(again.code, 0);
     assert.equal(again.stdout, 'agent helper is already suspended; nothing changed\n');

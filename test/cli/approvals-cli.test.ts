@@ -77,7 +77,7 @@ async function seedApproval(store: Store, task: TaskRecord, options: { to: strin
     actors: [task.agentId],
     action: 'call',
     resource,
-    argsHash: callHash('call', resource, args),
+    argsHash: callHash(task.id, 'call', resource, args),
     summary: `call Tool::"send_email" in task ${task.id} (${task.workflowId}) for ${task.userSub}`,
     status: 'pending',
     createdAt,
@@ -190,7 +190,7 @@ test('approvals approve: stored as approved by cli:<user> with its approval.deci
     // The approval is for exactly the call it was made for, once (as the step gate consumes it).
     await withStore(fx, async (store) => {
       const use = (args: Record<string, unknown>) =>
-        store.approvals.consume(fresh.approval.id, callHash('call', fresh.approval.resource, args), Date.now(), createAuditEvent({ type: 'approval.decide', outcome: 'success', actor: task.agentId, data: { operation: 'approval.use', approvalId: fresh.approval.id, taskId: task.id } }, { clock: systemClock }));
+        store.approvals.consume(fresh.approval.id, callHash(task.id, 'call', fresh.approval.resource, args), Date.now(), createAuditEvent({ type: 'approval.decide', outcome: 'success', actor: task.agentId, data: { operation: 'approval.use', approvalId: fresh.approval.id, taskId: task.id } }, { clock: systemClock }));
       assert.equal(await use({ ...fresh.args, to: 'someone-else@evil.example' }), false);
       assert.equal(await use(fresh.args), true);
       assert.equal(await use(fresh.args), false);

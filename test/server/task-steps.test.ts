@@ -189,6 +189,10 @@ test('a task from start to end: allowed steps, out-of-plan steps denied with rea
     // The approval is for this exact call: other arguments do not use it; the same call goes through, once.
     const other = await bobStep('trigger', { type: 'tool', id: 'payments.refund' }, { arguments: { ticketId: 'T-42', amount: 130, currency: 'EUR' }, args: { amount: 130, currency: 'EUR' }, approval_id: approvalId });
     assert.equal(other.context.reason_code, 'approval_invalid');
+    // An approval given in one task is useless in another task, even for the same user, agent and call.
+    const t2 = await openTask(w, 'triage-bot', 'bob', 'ticket-triage', DESK, 'wiki.search');
+    const elsewhere = await step(w, t2, 'bob', 'triage-bot', 'trigger', { type: 'tool', id: 'payments.refund' }, { ...refund, approval_id: approvalId });
+    assert.equal(elsewhere.context.reason_code, 'approval_invalid');
     const go = await bobStep('trigger', { type: 'tool', id: 'payments.refund' }, { ...refund, approval_id: approvalId });
     assert.equal(go.decision, true, JSON.stringify(go.context));
     const again = await bobStep('trigger', { type: 'tool', id: 'payments.refund' }, { ...refund, approval_id: approvalId });
