@@ -51,6 +51,7 @@ interface TaskRow {
   recent_steps: string;
   ended_at: number | null;
   end_reason: string | null;
+  user_attrs: string;
 }
 
 interface RefreshRow {
@@ -100,6 +101,7 @@ function taskFrom(r: TaskRow): TaskRecord {
     recentSteps: JSON.parse(r.recent_steps) as number[],
     ...(r.ended_at === null ? {} : { endedAt: r.ended_at }),
     ...(r.end_reason === null ? {} : { endReason: r.end_reason }),
+    ...(r.user_attrs === '{}' ? {} : { userAttrs: JSON.parse(r.user_attrs) as Record<string, unknown> }),
   };
 }
 
@@ -148,9 +150,9 @@ export function createSqliteTaskStores(
   const stmt = {
     taskInsert: db.prepare(
       `INSERT INTO tasks (id, user_iss, user_sub, agent_id, workflow_id, workflow_version, purpose, status, opened_at, expires_at,
-         idle_timeout_ms, last_activity_at, steps_taken, recent_steps, ended_at, end_reason)
+         idle_timeout_ms, last_activity_at, steps_taken, recent_steps, ended_at, end_reason, user_attrs)
        VALUES (@id, @user_iss, @user_sub, @agent_id, @workflow_id, @workflow_version, @purpose, @status, @opened_at, @expires_at,
-         @idle_timeout_ms, @last_activity_at, @steps_taken, @recent_steps, NULL, NULL)`,
+         @idle_timeout_ms, @last_activity_at, @steps_taken, @recent_steps, NULL, NULL, @user_attrs)`,
     ),
     taskGet: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
     taskList: db.prepare<{ status: string | null; agent: string | null; limit: number }, TaskRow>(
@@ -253,6 +255,7 @@ export function createSqliteTaskStores(
       last_activity_at: t.lastActivityAt,
       steps_taken: t.stepsTaken,
       recent_steps: JSON.stringify(t.recentSteps),
+      user_attrs: JSON.stringify(t.userAttrs ?? {}),
     });
     stmt.refreshInsert.run({ hash: refresh.hash, task_id: refresh.taskId, client_id: refresh.clientId, jkt: refresh.jkt ?? null, issued_at: refresh.issuedAt, expires_at: refresh.expiresAt });
     insertToken(token);

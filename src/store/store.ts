@@ -181,6 +181,8 @@ export interface TaskRecord {
   readonly endedAt?: number;
   /** A stable reason code (`ended_by_agent`, `max_duration`, `idle_timeout`, `agent_suspended`, …). */
   readonly endReason?: string;
+  /** The user's Cedar attributes from their IdP token when the task opened (roles, email, department). */
+  readonly userAttrs?: Readonly<Record<string, unknown>>;
 }
 
 /** A step's effect on the task's counters. */

@@ -195,6 +195,11 @@ function credentialExpiry(client: AuthenticatedClient): number | undefined {
   return client.method === 'spiffe_jwt' || client.method === 'spiffe_x509' ? client.expiresAt : undefined;
 }
 
+/** The user of a task as Cedar saw them when it opened (the directory's entity, if any, still wins). */
+function taskUserEntity(task: TaskRecord): EntityJson | undefined {
+  return task.userAttrs === undefined ? undefined : { uid: { type: 'User', id: task.userSub }, attrs: { ...task.userAttrs }, parents: [] };
+}
+
 function oneParam(form: OAuthForm, name: string): string | undefined {
   const v = form[name];
   return v === undefined || v === '' ? undefined : v;
@@ -530,6 +535,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         lastActivityAt: now,
         stepsTaken: 0,
         recentSteps: [],
+        ...(userEntityJson === undefined ? {} : { userAttrs: userEntityJson.attrs }),
       };
       const { token, hash } = newRefreshToken();
       refresh = { token, record: { hash, taskId: task.id, clientId: client.principal.id, ...(jkt === undefined ? {} : { jkt }), issuedAt: now, expiresAt: task.expiresAt } };
@@ -661,7 +667,8 @@ export function createTokenService(deps: TokenServiceDeps) {
     }
     if (requested.length === 0) throw new InvalidScopeError('name the scopes this mandate needs with the scope parameter');
     const resource = findResource(form, client);
-    const may = mayRun(task.userSub, [client.principal], workflow, undefined);
+    const userJson = taskUserEntity(task);
+    const may = mayRun(task.userSub, [client.principal], workflow, userJson);
     if (!may.ok) {
       await closeTask(task, 'revoked', 'policy_no_longer_allows', 'mandate');
       throw new InvalidGrantError(`policy no longer lets ${task.userSub} run ${quoted(workflow.id)} through ${client.principal.id}; the task has been revoked`);
@@ -671,7 +678,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       decideScopes(deps.engine, resource, requested, {
         principal: { type: 'User', id: task.userSub },
         actors: [entityOfPrincipal(client.principal)],
-        entities: [principalEntity(client.principal), ...inTask.entities],
+        entities: [...(userJson === undefined ? [] : [userJson]), principalEntity(client.principal), ...inTask.entities],
         context: inTask.context,
       }),
       resource,
@@ -928,7 +935,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         else {
           const agent = await deps.principals.byId(task.agentId);
           if (agent === undefined || agent.status !== 'active') reason = 'agent_inactive';
-          else if (!mayRun(task.userSub, [agent], workflow, undefined).ok) reason = 'policy_no_longer_allows';
+          else if (!mayRun(task.userSub, [agent], workflow, taskUserEntity(task)).ok) reason = 'policy_no_longer_allows';
         }
         if (reason !== undefined) {
           await closeTask(task, 'revoked', reason, 'mandate');

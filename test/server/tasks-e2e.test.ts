@@ -276,3 +276,34 @@ test('a task past its maximum duration ends on time: the sweeper closes it and i
     await w.close();
   }
 });
+
+test('a user known only from the IdP: the task keeps their attributes, so renewals and re-evaluations decide for the same user', async () => {
+  const w = await startWorld(async (policyDir) => {
+    await writeFile(
+      join(policyDir, 'runners.cedar'),
+      `permit (principal is User, action == Action::"run", resource == Workflow::"lead-followup") when { principal has department && principal.department == "field-sales" };
+permit (principal is User, action == Action::"call", resource == Tool::"crm.search") when { principal has department && principal.department == "field-sales" };
+`,
+    );
+  });
+  try {
+    const token = await new SignJWT({ sub: 'frank', department: 'field-sales', jti: randomUUID(), client_id: 'corp-app' }).setProtectedHeader({ alg: 'ES256', kid: 'corp', typ: 'at+jwt' }).setIssuer(ISS).setAudience(AUD).setIssuedAt().setExpirationTime('10m').sign(w.idp.privateKey);
+    const opened = await post(w, '/oauth/token', {
+      grant_type: EXCHANGE,
+      subject_token: token,
+      subject_token_type: ACCESS_TOKEN,
+      resource: CRM,
+      scope: 'crm.search',
+      authorization_details: JSON.stringify([{ type: 'mandate_task', workflow: 'lead-followup', purpose: 'frank follows up' }]),
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await assertion(w, 'sales-outreach', w.agents.outreach),
+    });
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    const renewed = await post(w, '/oauth/token', { grant_type: 'refresh_token', refresh_token: String(opened.body.refresh_token), resource: CRM, scope: 'crm.search', client_assertion_type: JWT_BEARER, client_assertion: await assertion(w, 'sales-outreach', w.agents.outreach) });
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+    assert.equal(renewed.body.scope, 'crm.search');
+    assert.deepEqual(await w.node.tokens?.service.reevaluateOpenTasks(), [], 'the re-evaluation still allows frank');
+  } finally {
+    await w.close();
+  }
+});

@@ -252,4 +252,13 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX ssf_streams_owner ON ssf_streams (owner);
     `,
   },
+  {
+    version: 6,
+    name: 'task_user_attributes',
+    sql: `
+      -- The user's attributes from their IdP token when the task opened (roles, email, department), so that a
+      -- renewal or a re-evaluation decides for the same user even when the policy directory does not list them.
+      ALTER TABLE tasks ADD COLUMN user_attrs TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(user_attrs));
+    `,
+  },
 ];
