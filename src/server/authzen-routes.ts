@@ -9,12 +9,12 @@
  *
  * @see https://openid.net/specs/authorization-api-1_0.html
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isMandateError, PolicyEngineError, PolicyNotLoadedError, StoreUnavailableError, type MandateError } from '../core/errors.ts';
+import { isMandateError, PolicyNotLoadedError, StoreUnavailableError, type MandateError } from '../core/errors.ts';
 import type { Decision } from '../core/decision.ts';
 import type { AuthorizationRequest } from '../policy/types.ts';
-import { decisionEvent, refusalEvent, type RequestAuditContext } from './audit-events.ts';
+import { refusalEvent, type RequestAuditContext } from './audit-events.ts';
+import { createRequestDecider, engineFailure } from './decide-request.ts';
 import {
   authzenMetadata,
   errorEvaluationResponse,
@@ -24,7 +24,6 @@ import {
   runEvaluations,
   toAuthorizationRequest,
   toEvaluationResponse,
-  TASK_APPROVAL_HOW,
   type AccessEvaluationRequest,
   type AccessEvaluationResponse,
   type SchemaView,
@@ -50,12 +49,6 @@ function redactedPaths(req: AccessEvaluationRequest): string[] {
   return out;
 }
 
-/** Engine failures that are not the caller's fault become `PolicyEngineError`; input errors stay as they are. */
-function engineFailure(err: unknown): MandateError {
-  if (isMandateError(err)) return err;
-  return new PolicyEngineError('the policy engine failed; the request is denied', { cause: err, detail: err instanceof Error ? err.message : String(err) });
-}
-
 /** Registers the AuthZEN routes. */
 export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext): void {
   let approvalCache: { version: string; ids: ReadonlySet<string> } | undefined;
@@ -77,68 +70,22 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
     return set.schemaInfo;
   };
 
-  /**
-   * Translates and decides one evaluation, filling `audit` with what was asked. Returns the decision and the
-   * pending commit of its audit event. Throws (input error, engine failure) without recording anything.
-   */
-  const decide = (req: AccessEvaluationRequest, schema: SchemaView, audit: RequestAuditContext): { decision: Decision; committed: Promise<void> } => {
-    audit.redacted = redactedPaths(req);
-    let areq: AuthorizationRequest;
-    try {
-      areq = toAuthorizationRequest(req, schema);
-      audit.subject = areq.principal;
-      audit.action = areq.action;
-      audit.resource = areq.resource;
-      audit.actors = areq.delegation?.actors ?? [];
-    } catch (err) {
-      ctx.metrics.observeDecision('error');
-      throw err;
-    }
-    let decision: Decision;
-    try {
-      decision = ctx.engine.decide(areq);
-    } catch (err) {
-      ctx.metrics.observeDecision('error');
-      throw engineFailure(err);
-    }
-    return finish(decision, audit);
-  };
-
-  const finish = (decision: Decision, audit: RequestAuditContext): { decision: Decision; committed: Promise<void> } => {
-    ctx.metrics.observeDecision(decision.decision, decision.durationMicros);
-    const committed = ctx.auditLog.record(decisionEvent(decision, audit, { clock: ctx.clock, ids: ctx.ids }));
-    // Observed here so that a rejection is never unhandled; callers await `committed` themselves.
-    committed.catch(() => undefined);
-    return { decision, committed };
-  };
-
-  /** A deny decided before policy (a step outside its task's workflow, an ended task): audited like any decision. */
-  const refusedDecision = (code: string, message: string): Decision => ({
-    decision: 'deny',
-    decisionId: ctx.ids ? ctx.ids.next() : randomUUID(),
-    policySetVersion: ctx.engine.current()?.version ?? 'none',
-    principals: [],
-    reasons: [`${code}: ${message}`],
-    errors: [],
-    durationMicros: 0,
-  });
+  const decideRequest = createRequestDecider(ctx);
 
   /**
-   * Decides one evaluation; a request naming a live task goes through the step gate first (src/tasks/step-gate.ts).
-   * Resolves the decision, its audit commit, and what to add to the response's context.
+   * Translates and decides one evaluation, filling `audit` with what was asked; a request naming a live task goes
+   * through the step gate (src/server/decide-request.ts). Resolves the decision, its audit commit, and what to add
+   * to the response's context. Throws (input error, engine failure) without recording anything.
    */
   const decideStep = async (
     req: AccessEvaluationRequest,
-    schema: SchemaView,
+    _schema: SchemaView,
     audit: RequestAuditContext,
   ): Promise<{ decision: Decision; committed: Promise<void>; extra?: Record<string, unknown> }> => {
-    const gate = ctx.stepGate;
-    const taskRef = (req.context as { task?: unknown } | undefined)?.task;
-    if (gate === undefined || taskRef === undefined) return decide(req, schema, audit);
     audit.redacted = redactedPaths(req);
     let areq: AuthorizationRequest;
     try {
-      areq = toAuthorizationRequest(req, schema);
+      areq = toAuthorizationRequest(req, _schema);
       audit.subject = areq.principal;
       audit.action = areq.action;
       audit.resource = areq.resource;
@@ -147,47 +94,7 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: ServerContext):
       ctx.metrics.observeDecision('error');
       throw err;
     }
-    const plan = await gate.prepare(areq);
-    if (plan === undefined) return decide(req, schema, audit);
-    if ('refusal' in plan) {
-      const r = finish(refusedDecision(plan.refusal.code, plan.refusal.message), audit);
-      return { ...r, extra: { reason_code: plan.refusal.code } };
-    }
-    let decision: Decision;
-    try {
-      decision = ctx.engine.decide(plan.request);
-    } catch (err) {
-      ctx.metrics.observeDecision('error');
-      throw engineFailure(err);
-    }
-    const outcome = await gate.settle(plan, decision, { ...(audit.clientId === undefined ? {} : { actor: audit.clientId }), ...(audit.traceId === undefined ? {} : { traceId: audit.traceId }) });
-    switch (outcome.kind) {
-      case 'allow':
-        // An approval used for this exact call turns approval_required into allow, on the record.
-        return finish(decision.decision === 'allow' ? decision : { ...decision, decision: 'allow', reasons: [...decision.reasons, `approved: ${plan.approvalId ?? ''}`] }, audit);
-      case 'deny':
-        return finish(decision, audit);
-      case 'refused': {
-        const r = finish(refusedDecision(outcome.refusal.code, outcome.refusal.message), audit);
-        return { ...r, extra: { reason_code: outcome.refusal.code } };
-      }
-      case 'approval_pending': {
-        const r = finish({ ...decision, decision: 'approval_required', reasons: [...decision.reasons, `approval requested: ${outcome.approval.id}`] }, audit);
-        return {
-          ...r,
-          extra: {
-            approval: {
-              required: true,
-              id: outcome.approval.id,
-              status: 'pending',
-              expires_at: new Date(outcome.approval.expiresAt).toISOString(),
-              poll: `/approvals/v1/${outcome.approval.id}`,
-              how: TASK_APPROVAL_HOW,
-            },
-          },
-        };
-      }
-    }
+    return decideRequest(areq, audit);
   };
 
   const withExtra = (response: AccessEvaluationResponse, extra: Record<string, unknown> | undefined): AccessEvaluationResponse => {

@@ -96,7 +96,8 @@ export function createStepGate(deps: StepGateDeps) {
      * tasks (a task of the policy directory's entities is decided as before). A refusal is final: the caller
      * denies with its code (the violation rule has been applied).
      */
-    async prepare(request: AuthorizationRequest): Promise<StepPlan | { refusal: StepRefusal } | undefined> {
+    async prepare(request: AuthorizationRequest, options: { dryRun?: boolean } = {}): Promise<StepPlan | { refusal: StepRefusal } | undefined> {
+      const dryRun = options.dryRun === true;
       const ctx = request.context ?? {};
       const ref = (ctx as Record<string, unknown>).task;
       if (!isRef(ref) || ref.type !== 'Task') return undefined;
@@ -108,13 +109,13 @@ export function createStepGate(deps: StepGateDeps) {
       const end = taskEndReason(task, workflow, now);
       if (end !== undefined || workflow === undefined) {
         const code = (end?.code ?? 'workflow_removed') as StepRefusal['code'];
-        await deps.closeTask(task, code === 'task_expired' || code === 'task_idle' ? 'ended' : 'revoked', code, 'mandate');
+        if (!dryRun) await deps.closeTask(task, code === 'task_expired' || code === 'task_idle' ? 'ended' : 'revoked', code, 'mandate');
         return { refusal: { code, message: end?.message ?? 'the workflow no longer exists' } };
       }
       // The agent must still be registered and active: a stopped agent's task takes no further step.
       const agent = await deps.principals.get(task.agentId);
       if (agent === undefined || agent.status !== 'active') {
-        await deps.closeTask(task, 'revoked', `agent_${agent?.status ?? 'unregistered'}`, 'mandate');
+        if (!dryRun) await deps.closeTask(task, 'revoked', `agent_${agent?.status ?? 'unregistered'}`, 'mandate');
         return { refusal: { code: 'agent_inactive', message: `the task's agent is ${agent?.status ?? 'no longer registered'}` } };
       }
       // The request must be the task's: its user as principal, its agent acting.
@@ -139,7 +140,8 @@ export function createStepGate(deps: StepGateDeps) {
         now,
       );
       if (!checked.ok) {
-        await onViolation(task, workflow, checked.code);
+        // A what-if question (a filtered list) is no violation: only an attempted step is.
+        if (!dryRun) await onViolation(task, workflow, checked.code);
         return { refusal: { code: checked.code, message: checked.message } };
       }
       const input = taskDecisionInput(task, workflow);
