@@ -233,14 +233,16 @@ test('a denial carries the decision\'s reason code; a default when it has none',
   assert.equal(r2.kind === 'deny' && r2.reasonCode, 'policy_denied');
 });
 
-test('a pending approval has the approval handle and renders as -32002', async () => {
+test('a pending approval has the approval handle and renders as -32003 (not -32001: the SDK\'s RequestTimeout)', async () => {
   const approval = { id: 'apr_1', poll: '/approvals/v1/apr_1', expiresAt: '2026-03-02T10:15:00.000Z' };
   const { authorize } = setup({ answer: () => ({ outcome: 'pending', approval }) });
   const r = await authorize(caller(), 'crm', call({ name: 'send_email', arguments: { recipient: 'x@partner.example' } }));
   assert.deepEqual(r, { kind: 'pending', approval });
   const e = toJsonRpcError(r as Exclude<typeof r, { kind: 'forward' }>);
   assert.equal(e.code, MCP_APPROVAL_PENDING);
-  assert.deepEqual(e.data, { reason_code: 'approval_required', approval_id: 'apr_1', poll: '/approvals/v1/apr_1', expires_at: '2026-03-02T10:15:00.000Z', meta_key: 'io.mandate/approval_id' });
+  assert.equal(MCP_APPROVAL_PENDING, -32003);
+  assert.equal(MCP_DENIED, -32004);
+  assert.deepEqual(e.data, { reason_code: 'approval_required', approval: { id: 'apr_1', poll: '/approvals/v1/apr_1', expires_at: '2026-03-02T10:15:00.000Z', meta_key: 'io.mandate/approval_id' } });
   const { authorize: a2 } = setup({ answer: () => ({ outcome: 'pending' }) });
   const r2 = await a2(caller(), 'crm', call({ name: 'send_email' }));
   assert.equal(r2.kind === 'deny' && r2.reasonCode, 'approval_unavailable');

@@ -30,10 +30,13 @@ import type { AuthorizationRequest } from '../policy/types.ts';
 import { CanonicalJsonError, canonicalize, checkPinned, toolDefinitionHash } from './tool-pins.ts';
 import type { AuthorizeMessage, AuthorizeResult, GatewayCaller, JsonRpcErrorObject, JsonRpcRequest } from './types.ts';
 
-/** JSON-RPC error code of a call denied by Mandate (server-defined range, JSON-RPC 2.0 §5.1). */
-export const MCP_DENIED = -32001;
-/** JSON-RPC error code of a call waiting for a person's approval. */
-export const MCP_APPROVAL_PENDING = -32002;
+/**
+ * JSON-RPC error code of a call denied by Mandate (server-defined range, JSON-RPC 2.0 §5.1). Not -32001 (the MCP
+ * SDK's RequestTimeout, and the gateway's session-not-found) nor -32002 (MCP's resource-not-found).
+ */
+export const MCP_DENIED = -32004;
+/** JSON-RPC error code of a call waiting for a person's approval (the gateway's `approvalRequired`). */
+export const MCP_APPROVAL_PENDING = -32003;
 /** JSON-RPC 2.0 "Invalid params". */
 export const JSONRPC_INVALID_PARAMS = -32602;
 
@@ -251,8 +254,8 @@ export function toJsonRpcError(result: Exclude<AuthorizeResult, { kind: 'forward
   if (result.kind === 'deny') return { code: result.code, message: result.message, data: { reason_code: result.reasonCode } };
   return {
     code: MCP_APPROVAL_PENDING,
-    message: 'this call waits for a person\'s approval; repeat it unchanged, with the approval id in params._meta["io.mandate/approval_id"], once approved',
-    data: { reason_code: 'approval_required', approval_id: result.approval.id, poll: result.approval.poll, expires_at: result.approval.expiresAt, meta_key: APPROVAL_META_KEY },
+    message: `this call needs the approval of a person; poll the approval, then repeat the call unchanged with the approval id in params._meta["${APPROVAL_META_KEY}"]`,
+    data: { reason_code: 'approval_required', approval: { id: result.approval.id, poll: result.approval.poll, expires_at: result.approval.expiresAt, meta_key: APPROVAL_META_KEY } },
   };
 }
 
