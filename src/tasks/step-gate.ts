@@ -14,7 +14,7 @@ import type { Decision, EntityRef } from '../core/decision.ts';
 import type { Clock, IdGenerator } from '../core/ports.ts';
 import type { AuthorizationRequest, EntityJson } from '../policy/types.ts';
 import type { ApprovalRecord, ApprovalStore, PrincipalStore, TaskRecord, TaskStore } from '../store/store.ts';
-import { checkStep, checkTaskState, nextTaskState, type ResourceLookup, type StepViolationCode } from './step-check.ts';
+import { checkPlan, checkStep, checkTaskState, nextTaskState, type ResourceLookup, type StepViolationCode } from './step-check.ts';
 import { stepState, taskDecisionInput, taskEndReason } from './task-grants.ts';
 import { canonicalJson, type Workflow } from './workflows.ts';
 
@@ -74,6 +74,14 @@ export function callHash(taskId: string, action: string, resource: EntityRef, ar
   return createHash('sha256').update(canonicalJson({ task: taskId, action, resource, args: args ?? {} })).digest('base64url');
 }
 
+/** The step check without arguments, for dry runs: the task's state and the plan (action, tool, data). */
+function whatIf(workflow: Workflow, task: TaskRecord, step: Parameters<typeof checkPlan>[1], nowMs: number): ReturnType<typeof checkStep> {
+  const state = checkTaskState(workflow, stepState(task), nowMs);
+  if (state !== undefined) return state;
+  const plan = checkPlan(workflow, step);
+  return plan.ok ? { ok: true, needsApproval: plan.needsApproval, step: task.stepsTaken + 1 } : plan;
+}
+
 /** Builds the step gate. */
 export function createStepGate(deps: StepGateDeps) {
   const event = (e: Parameters<typeof createAuditEvent>[0]): NewAuditEventV1 => createAuditEvent(e, { clock: deps.clock, ids: deps.ids });
@@ -127,18 +135,15 @@ export function createStepGate(deps: StepGateDeps) {
       const args = rawArgs ?? rest.args;
       const sensitivityLevel = deps.lookup?.sensitivityOf(request.resource);
       const datasetId = request.resource.type === 'Record' ? deps.lookup?.datasetOf?.(request.resource) : undefined;
-      const checked = checkStep(
-        workflow,
-        stepState(task),
-        {
-          action: request.action,
-          resource: request.resource,
-          ...(args === undefined ? {} : { args }),
-          ...(sensitivityLevel === undefined ? {} : { sensitivityLevel }),
-          ...(datasetId === undefined ? {} : { datasetId }),
-        },
-        now,
-      );
+      const step = {
+        action: request.action,
+        resource: request.resource,
+        ...(args === undefined ? {} : { args }),
+        ...(sensitivityLevel === undefined ? {} : { sensitivityLevel }),
+        ...(datasetId === undefined ? {} : { datasetId }),
+      };
+      // A what-if question (may this tool be listed?) has no arguments yet: the task and the plan only.
+      const checked = dryRun ? whatIf(workflow, task, step, now) : checkStep(workflow, stepState(task), step, now);
       if (!checked.ok) {
         // A what-if question (a filtered list) is no violation: only an attempted step is.
         if (!dryRun) await onViolation(task, workflow, checked.code);
