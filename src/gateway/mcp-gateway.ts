@@ -32,7 +32,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createAuditEvent, type AuditEventFields } from '../audit/audit-event.ts';
 import { isMandateError, type MandateError } from '../core/errors.ts';
 import { parseStrictJson, StrictJsonError } from './json-strict.ts';
-import type { GatewayCaller, JsonRpcErrorObject, JsonRpcId, JsonRpcRequest, McpGatewayDeps, UpstreamConfig } from './types.ts';
+import type { GatewayCaller, JsonRpcId, JsonRpcRequest, JsonRpcResponseMessage, McpGatewayDeps, UpstreamConfig } from './types.ts';
 
 /**
  * Requests forwarded without `authorize`: they carry no tool, resource or prompt and no arguments an upstream
@@ -102,7 +102,7 @@ class GatewayRefusal extends Error {
   }
 }
 
-type JsonRpcResponse = { jsonrpc: '2.0'; id: JsonRpcId | null; error: JsonRpcErrorObject } | { jsonrpc: '2.0'; id: JsonRpcId; result: unknown };
+type JsonRpcResponse = JsonRpcResponseMessage;
 
 const rpcError = (id: JsonRpcId | null, code: number, message: string, data?: unknown): JsonRpcResponse => ({
   jsonrpc: '2.0',
@@ -259,6 +259,8 @@ async function* relaySse(options: {
   maxEventBytes: number;
   maxTotalBytes: number | undefined;
   onProblem: (problem: string) => void;
+  /** Checks (and may rewrite) each message before it is relayed. */
+  transform: (message: unknown) => Promise<unknown>;
 }): AsyncGenerator<string> {
   const { pending } = options;
   for (const m of options.prefix) yield sseMessage(m);
@@ -270,7 +272,7 @@ async function* relaySse(options: {
   let totalBytes = 0;
   let problem: string | undefined;
 
-  const dispatch = (): string | undefined => {
+  const dispatch = async (): Promise<string | undefined> => {
     const e = current;
     current = { data: [] };
     eventBytes = 0;
@@ -288,7 +290,7 @@ async function* relaySse(options: {
       }
       for (const id of answeredIds(message)) pending.delete(id);
       // One JSON line per event: a message never spans `data:` lines that a client could join differently.
-      return formatSse({ ...e, data: [JSON.stringify(message)] });
+      return formatSse({ ...e, data: [JSON.stringify(await options.transform(message))] });
     }
     return formatSse(e);
   };
@@ -312,7 +314,7 @@ async function* relaySse(options: {
         const line = buffer.slice(start, nl.index);
         start = nl.index + nl[0].length;
         if (line === '') {
-          const out = dispatch();
+          const out = await dispatch();
           if (problem !== undefined) break outer;
           if (out !== undefined) yield out;
           continue;
@@ -349,6 +351,44 @@ async function* relaySse(options: {
     for (const id of pending) yield sseMessage(rpcError(id, GATEWAY_ERROR_CODES.internalError, `${problem}; the request's outcome is unknown`));
     pending.clear();
   }
+}
+
+/**
+ * Builds the response check of one POST (or GET) stream: each answer to a forwarded request goes through
+ * `deps.inspectResponse` with that request; an answer to no request of this exchange, or a check that fails, is
+ * withheld (fail closed). Answers to ungated requests (`initialize`, `ping`) and the upstream's own requests and
+ * notifications pass as they are.
+ */
+function responseInspector(
+  deps: Pick<McpGatewayDeps, 'inspectResponse'>,
+  caller: GatewayCaller,
+  upstreamId: string,
+  forwarded: ReadonlyMap<JsonRpcId, JsonRpcRequest>,
+  onFailure: (err: unknown) => void,
+): (message: unknown) => Promise<unknown> {
+  const check = deps.inspectResponse;
+  if (check === undefined) return async (message) => message;
+  const withheld = (id: JsonRpcId, why: string) => rpcError(id, GATEWAY_ERROR_CODES.internalError, `the upstream's answer was withheld: ${why}`, { reason_code: 'response_check_error' });
+  const one = async (m: unknown): Promise<unknown> => {
+    if (!isPlainObject(m) || 'method' in m || !isId(m.id)) return m;
+    const request = forwarded.get(m.id);
+    if (request === undefined) return withheld(m.id, 'it answers no request the gateway forwarded on this stream');
+    if (UNGATED_METHODS.has(request.method)) return m;
+    try {
+      const out = await check(caller, upstreamId, request, m as JsonRpcResponseMessage);
+      if (out.id !== m.id) throw new TypeError('inspectResponse changed the id of an answer');
+      return out;
+    } catch (err) {
+      onFailure(err);
+      return withheld(m.id, 'it could not be checked');
+    }
+  };
+  return async (message) => {
+    if (!Array.isArray(message)) return one(message);
+    const out: unknown[] = [];
+    for (const m of message) out.push(await one(m));
+    return out;
+  };
 }
 
 /**
@@ -537,6 +577,7 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
     const local: JsonRpcResponse[] = [];
     const forward: unknown[] = [];
     const pending = new Set<JsonRpcId>();
+    const forwarded = new Map<JsonRpcId, JsonRpcRequest>();
     for (const item of items) {
       if (item.kind === 'invalid') {
         await audit(refusalEvent(upstreamId, 'invalid_message', item.reason, g.caller));
@@ -551,6 +592,7 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
       if (UNGATED_METHODS.has(message.method)) {
         forward.push(message);
         pending.add(message.id);
+        forwarded.set(message.id, message);
         continue;
       }
       let decision;
@@ -571,6 +613,7 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
         }
         forward.push(canonical);
         pending.add(canonical.id);
+        forwarded.set(canonical.id, canonical);
       } else if (decision.kind === 'deny') {
         local.push(rpcError(message.id, decision.code, decision.message, { reason_code: decision.reasonCode }));
       } else {
@@ -613,6 +656,7 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
       sessionId = sessions.create({ upstreamId, upstreamSessionId, binding: bindingOf(g.caller) });
     }
     const sessionHeader = sessionId === undefined ? {} : { 'mcp-session-id': sessionId };
+    const inspect = responseInspector(deps, g.caller, upstreamId, forwarded, (err) => request.log.error({ err, upstream: upstreamId }, 'response check failed; answer withheld'));
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
 
     if (contentType === 'text/event-stream' && res.body !== null) {
@@ -626,6 +670,7 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
           controller.abort();
           request.log.warn({ upstream: upstreamId, problem }, 'upstream stream ended with a problem');
         },
+        transform: inspect,
       });
       return reply.code(200).headers({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...sessionHeader }).send(Readable.from(stream));
     }
@@ -633,7 +678,15 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
       await res.body?.cancel().catch(() => undefined);
       throw new GatewayRefusal(502, GATEWAY_ERROR_CODES.internalError, 'the upstream answered with an unexpected media type');
     }
-    const body = await readBounded(res.body, limits.maxResponseBytes);
+    const bodyTimer = setTimeout(() => controller.abort(), limits.upstreamTimeoutMs);
+    let body: Buffer | undefined;
+    try {
+      body = await readBounded(res.body, limits.maxResponseBytes);
+    } catch (err) {
+      throw new GatewayRefusal(504, GATEWAY_ERROR_CODES.internalError, 'the upstream did not finish its answer in time', {}, err);
+    } finally {
+      clearTimeout(bodyTimer);
+    }
     let answers: unknown[];
     if (body === undefined) {
       answers = [...pending].map((id) => rpcError(id, GATEWAY_ERROR_CODES.internalError, `the upstream's answer exceeds ${limits.maxResponseBytes} bytes; the request's outcome is unknown`));
@@ -644,6 +697,9 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
       } catch {
         throw new GatewayRefusal(502, GATEWAY_ERROR_CODES.internalError, 'the upstream answered with invalid JSON');
       }
+      const checked: unknown[] = [];
+      for (const a of answers) checked.push(await inspect(a));
+      answers = checked;
     }
     const all = [...local, ...answers];
     return reply
@@ -675,6 +731,9 @@ export function registerMcpGateway(app: FastifyInstance, deps: McpGatewayDeps): 
         controller.abort();
         request.log.warn({ upstream: g.upstream.id, problem }, 'upstream stream ended with a problem');
       },
+      // A GET stream answers no request of its own: with a response check configured, any answer on it (a resumed
+      // stream) is withheld rather than relayed unchecked.
+      transform: responseInspector(deps, g.caller, g.upstream.id, new Map(), (err) => request.log.error({ err }, 'response check failed')),
     });
     return reply
       .code(200)

@@ -30,6 +30,18 @@ export interface JsonRpcErrorObject {
   readonly data?: unknown;
 }
 
+/** A JSON-RPC 2.0 response: a result or an error for one request. */
+export type JsonRpcResponseMessage =
+  | { readonly jsonrpc: '2.0'; readonly id: JsonRpcId; readonly result: unknown }
+  | { readonly jsonrpc: '2.0'; readonly id: JsonRpcId | null; readonly error: JsonRpcErrorObject };
+
+/**
+ * Checks the upstream's answer to one forwarded request before the caller sees it (e.g. removes records above
+ * the task's sensitivity, or replaces the answer with an error). Returns the answer to send, same `id`.
+ * A rejection withholds the answer (the caller gets a JSON-RPC error): fail closed.
+ */
+export type InspectResponse = (caller: GatewayCaller, upstreamId: string, request: JsonRpcRequest, response: JsonRpcResponseMessage) => Promise<JsonRpcResponseMessage>;
+
 /** An upstream MCP server the gateway fronts at `/mcp/<id>`. */
 export interface UpstreamConfig {
   /** The path segment: `/mcp/<id>`. Letters, digits, `.`, `_`, `-`. */
@@ -125,6 +137,11 @@ export interface McpGatewayDeps {
   upstreamHeaders(caller: GatewayCaller, upstream: UpstreamConfig): Promise<Record<string, string>>;
   /** RFC 9728 metadata URL for the challenge, e.g. `https://mandate.example.com/.well-known/oauth-protected-resource/mcp/crm`. */
   resourceMetadataUrl(upstreamId: string): string;
+  /**
+   * Checks each answer to a forwarded request; absent: answers pass unchanged. When set, answers that arrive
+   * where their request is unknown (a resumed GET stream) are withheld rather than passed unchecked.
+   */
+  inspectResponse?: InspectResponse;
   /** Records an audit event; a rejection refuses the request (503) rather than leave it unlogged. */
   audit(event: NewAuditEvent): Promise<void>;
   /** Browser origins allowed to call the gateway (besides the resource's own); a request with any other `Origin` is refused. */

@@ -21,7 +21,7 @@ import { InvalidTokenError } from '../../src/core/errors.ts';
 import type { NewAuditEvent } from '../../src/audit/audit-event.ts';
 import { GATEWAY_ERROR_CODES, registerMcpGateway } from '../../src/gateway/mcp-gateway.ts';
 import { parseStrictJson, StrictJsonError } from '../../src/gateway/json-strict.ts';
-import type { GatewayCaller, JsonRpcRequest, UpstreamConfig } from '../../src/gateway/types.ts';
+import type { GatewayCaller, JsonRpcRequest, JsonRpcResponseMessage, UpstreamConfig } from '../../src/gateway/types.ts';
 
 const ISSUER = 'https://mandate.test';
 const CRM = 'https://gateway.test/mcp/crm';
@@ -52,6 +52,7 @@ function newMcpServer(toolRuns: string[]): McpServer {
     });
   tool('crm.search', ({ query }) => `1 lead for ${query}`);
   tool('crm.export', () => 'x'.repeat(100_000));
+  tool('crm.get_record', ({ query }) => (query === 'restricted' ? 'record 42 (restricted): SECRET' : `record ${query} (internal)`));
   tool('email.send', () => 'sent');
   tool('payments.refund', () => 'refunded');
   return server;
@@ -181,6 +182,16 @@ async function authorize(caller: GatewayCaller, upstreamId: string, message: Jso
   return { kind: 'forward' as const, message: { ...message, params } };
 }
 
+/** The response check: a restricted record is replaced by an error; a check that throws withholds the answer. */
+const inspected: string[] = [];
+async function inspectResponse(_caller: GatewayCaller, _upstreamId: string, request: JsonRpcRequest, response: JsonRpcResponseMessage): Promise<JsonRpcResponseMessage> {
+  inspected.push(request.method);
+  const text = JSON.stringify('result' in response ? response.result : null);
+  if (text.includes('(restricted)')) return { jsonrpc: '2.0', id: response.id as number, error: { code: -32041, message: 'the record is above what this task may read', data: { reason_code: 'sensitivity_exceeded' } } };
+  if ((request.params as { arguments?: { query?: string } } | undefined)?.arguments?.query === 'boom') throw new Error('classifier unavailable');
+  return response;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The world: two upstreams behind one gateway.
 
@@ -201,6 +212,7 @@ registerMcpGateway(app, {
   audit: async (event) => void audits.push(event),
   allowedOrigins: ['https://console.corp.test'],
   authorizationServers: () => [ISSUER],
+  inspectResponse,
   limits: { maxResponseBytes: 64 * 1024 },
 });
 await app.listen({ host: '127.0.0.1', port: 0 });
@@ -458,4 +470,20 @@ test('an unknown upstream is 404; a non-JSON body is 415', async () => {
   const token = await mandate();
   assert.equal((await fetch(`${base}/mcp/nope`, { method: 'POST', headers: rpcHeaders(token), body: '{}' })).status, 404);
   assert.equal((await fetch(`${base}/mcp/crm`, { method: 'POST', headers: { ...rpcHeaders(token), 'content-type': 'text/plain' }, body: '{}' })).status, 415);
+});
+
+test('answers are checked: a restricted record is replaced by the check\'s error; a failing check withholds the answer (SSE and JSON upstreams)', async () => {
+  const { client } = await connect('crm', await mandate());
+  const ok = await client.callTool({ name: 'crm.get_record', arguments: { query: '7' } });
+  assert.deepEqual(ok.content, [{ type: 'text', text: 'record 7 (internal)' }]);
+  assert.ok(inspected.includes('tools/call'));
+  assert.ok(!inspected.includes('initialize'), 'ungated answers pass unchecked');
+  await assert.rejects(client.callTool({ name: 'crm.get_record', arguments: { query: 'restricted' } }), (e: unknown) => e instanceof McpError && e.code === -32041 && (e.data as { reason_code?: string }).reason_code === 'sensitivity_exceeded');
+  await assert.rejects(client.callTool({ name: 'crm.get_record', arguments: { query: 'boom' } }), (e: unknown) => e instanceof McpError && e.code === GATEWAY_ERROR_CODES.internalError && /withheld/.test(e.message));
+
+  const res = await fetch(`${base}/mcp/crmjson`, { method: 'POST', headers: rpcHeaders(await mandate({ aud: CRM_JSON })), body: JSON.stringify([call(1, 'crm.get_record', { arguments: { query: 'restricted' } }), call(2, 'crm.get_record', { arguments: { query: '8' } })]) });
+  const answers = (await res.json()) as Array<{ id: number; result?: unknown; error?: { code: number } }>;
+  assert.equal(answers.find((a) => a.id === 1)?.error?.code, -32041);
+  assert.deepEqual(answers.find((a) => a.id === 2)?.result, { content: [{ type: 'text', text: 'record 8 (internal)' }] });
+  assert.ok(!JSON.stringify(answers).includes('SECRET'));
 });
