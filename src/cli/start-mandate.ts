@@ -143,8 +143,27 @@ export async function startMandate(
             },
             clock: systemClock,
           });
+    if (config.gateway.upstreams.length > 0 && node === undefined) throw new ConfigInvalidError('the gateway needs the token service: configure resources (each upstream resource among them) and the key-encryption key');
+    for (const u of config.gateway.upstreams) {
+      if (!config.resources.some((r) => r.uri === u.resource)) throw new ConfigInvalidError(`gateway.upstreams ${u.id}: its resource ${u.resource} must also be listed in resources (agents get mandates for it there)`);
+    }
     server = await createServer({
       onTasksClosed: tasksClosed,
+      ...(node === undefined || config.gateway.upstreams.length === 0
+        ? {}
+        : {
+            gateway: {
+              config: config.gateway,
+              authenticate: (req) => node.authenticateResource(req),
+              mintUpstreamToken: (caller, audience) => node.mintUpstreamToken(caller, audience),
+              async taskCeiling(taskId) {
+                const task = await store.tasks.get(taskId);
+                return task === undefined ? undefined : catalog.current().get(task.workflowId)?.data.maxSensitivityLevel;
+              },
+              issuer: node.issuer,
+              dpopAlgorithms: node.dpop.algorithms,
+            },
+          }),
       ...(signalNode === undefined || node === undefined
         ? {}
         : {

@@ -25,6 +25,7 @@ import { OidcIssuerSchema, OutboundConfigSchema } from '../identity/identity-con
 import { ResourcesSchema } from '../tokens/resources.ts';
 import { ClientAuthConfigSchema, DpopConfigSchema, SpiffeConfigSchema } from '../identity/workload-config.ts';
 import { SignalsConfigSchema } from '../signals/signals-config.ts';
+import { GatewayConfigSchema } from '../gateway/gateway-config.ts';
 
 const int = (min: number, max: number) => {
   const expected = `an integer ${min}..${max}`;
@@ -179,6 +180,8 @@ export const MandateConfigSchema = z.strictObject(
     clientAuth: ClientAuthConfigSchema,
     /** Shared Signals (SSF 1.0 / CAEP 1.0): SETs received from IdPs, Mandate's own revocations sent to receivers. */
     signals: SignalsConfigSchema,
+    /** The enforcement gateway: upstream MCP servers fronted at /mcp/<id>. */
+    gateway: GatewayConfigSchema,
     /** Resources (RFC 8707) mandates are issued for, and the Cedar meaning of their scopes. */
     resources: ResourcesSchema,
     principals: z.array(PrincipalRegistrationSchema, { error: 'a list of principal registrations' }).max(10_000, { error: 'at most 10000 principals' }).default([]),

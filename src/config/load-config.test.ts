@@ -69,6 +69,7 @@ const DEFAULTS = {
       delivery: { maxAttempts: 6, initialBackoffMs: 1000, maxBackoffMs: 300000, maxQueued: 10000, concurrency: 4 },
     },
   },
+  gateway: { allowedOrigins: [], upstreams: [], results: { onSensitive: 'remove', maxBytes: 4194304 } },
   resources: [],
   principals: [],
   audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },
@@ -193,7 +194,7 @@ test('duplicate credential ids and hashes are refused', () => {
 
 test('unknown keys are errors, with a suggestion when one is obvious', () => {
   const serverKeys = 'host, port, bodyLimitBytes, maxJsonDepth, maxHeaderSizeBytes, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, trustProxy, tls';
-  const topKeys = 'server, store, policy, authzen, identity, tokens, spiffe, dpop, clientAuth, signals, resources, principals, audit, rateLimit, log';
+  const topKeys = 'server, store, policy, authzen, identity, tokens, spiffe, dpop, clientAuth, signals, gateway, resources, principals, audit, rateLimit, log';
   assert.deepEqual(messages('server:\n  prot: 1\n'), [`server.prot: found an unknown key, expected one of ${serverKeys} (did you mean "port"?)`]);
   assert.deepEqual(messages('server:\n  body_limit_bytes: 1\n'), [
     `server.body_limit_bytes: found an unknown key, expected one of ${serverKeys} (did you mean "bodyLimitBytes"?)`,

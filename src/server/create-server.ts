@@ -31,6 +31,7 @@ import { registerTaskRoutes } from './task-routes.ts';
 import type { StepGate } from '../tasks/step-gate.ts';
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from './approval-routes.ts';
 import { registerSsfRoutes, type SsfRoutesDeps } from '../signals/ssf-routes.ts';
+import { registerGateway, type GatewayServerOptions } from './gateway-wiring.ts';
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -62,6 +63,8 @@ export interface CreateServerOptions {
   approvals?: ApprovalRoutesDeps;
   /** Shared Signals: the SET receiver's push endpoints and the transmitter's stream API. */
   signals?: SsfRoutesDeps;
+  /** The MCP gateway (`/mcp/<upstream>`). */
+  gateway?: GatewayServerOptions;
 }
 
 /** A created server. */
@@ -284,6 +287,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
   if (options.approvals !== undefined) registerApprovalRoutes(app, ctx, options.approvals);
   if (options.signals !== undefined) registerSsfRoutes(app, options.signals);
+  if (options.gateway !== undefined && options.gateway.config.upstreams.length > 0) registerGateway(app, ctx, options.gateway);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

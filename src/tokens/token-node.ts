@@ -40,7 +40,11 @@ import type { ResourceLookup } from '../tasks/step-check.ts';
 import type { Workflow } from '../tasks/workflows.ts';
 import { signingKeyEvent } from './key-audit.ts';
 import { deriveKekSecret, loadKek, openSecret, sealSecret } from './key-encryption.ts';
-import { MANDATE_CLOCK_TOLERANCE_SECONDS, parseScope } from './mandate-claims.ts';
+import { actClaim, actorList, MANDATE_CLOCK_TOLERANCE_SECONDS, parseScope } from './mandate-claims.ts';
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { createAuditEvent } from '../audit/audit-event.ts';
+import type { GatewayAuthRequest, GatewayCaller } from '../gateway/types.ts';
 import { createKeyManager, overlapForTokenLifetime, type KeyManager } from './signing-keys.ts';
 import { createTokenService, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, type OAuthRequestContext, type TokenService } from './token-service.ts';
 
@@ -85,6 +89,16 @@ export interface TokenNode {
   /** The guarded outbound fetch and the registry lookup, for other capabilities of the node (signals). */
   readonly fetchJson: FetchJson;
   readonly principals: PrincipalLookup;
+  /**
+   * Authenticates a caller of a protected resource Mandate fronts (the MCP gateway): a mandate for exactly
+   * `req.resource`, DPoP-bound ones with their proof, bearer ones only for principals registered for bearer use.
+   */
+  authenticateResource(req: GatewayAuthRequest): Promise<GatewayCaller>;
+  /**
+   * A short-lived token for an upstream (`aud` = `audience`, `sub` = the user, `act` = the caller's chain with the
+   * gateway outermost), cached per mandate and audience; recorded and audited once per token. Never the caller's.
+   */
+  mintUpstreamToken(caller: GatewayCaller, audience: string): Promise<string>;
   /** Verifies a user's access token from a trusted IdP (approvers, admins). */
   authenticateUser(token: string): Promise<AuthenticatedUser>;
   /** Identity and key readiness, for `/readyz`. */
@@ -113,6 +127,8 @@ export interface TokenNodeOptions {
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 const MAX_CACHED_KEY_SOURCES = 10_000;
+/** How the gateway appears in the `act` chain of the tokens it mints for upstreams. */
+export const GATEWAY_ACTOR = 'mandate-gateway';
 const BEARER_OR_DPOP = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
 /**
@@ -355,6 +371,76 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     return { id: principal.id, scopes: granted };
   };
 
+  const authenticateResource = async (req: GatewayAuthRequest): Promise<GatewayCaller> => {
+    const m = BEARER_OR_DPOP.exec(req.authorization ?? '');
+    if (m === null) throw new InvalidTokenError('a mandate for this resource is required: Authorization: Bearer|DPoP <mandate>', { credentialMissing: req.authorization === undefined });
+    const scheme = (m[1] as string).toLowerCase();
+    const token = m[2] as string;
+    let verified;
+    try {
+      verified = await service.verifyMandate(token);
+    } catch (err) {
+      if (err instanceof InvalidGrantError) throw refuseToken(`the mandate is not valid: ${err.description}`, err.detail);
+      throw err;
+    }
+    const { claims, record } = verified;
+    if (claims.aud !== req.resource) throw refuseToken('the mandate is for another resource');
+    const principal = await principals.byId(claims.client_id);
+    if (principal === undefined || principal.status !== 'active') throw refuseToken(`client ${claims.client_id} is not an active registered principal`);
+    if (claims.cnf?.jkt !== undefined) {
+      if (scheme !== 'dpop') throw new InvalidDpopProofError('this mandate is DPoP-bound: send it as "Authorization: DPoP <mandate>" with a DPoP proof', { site: 'resource', algs: dpop.algorithms });
+      await dpop.verify(req.dpop, { method: req.method, url: req.url, accessToken: token, expectedJkt: claims.cnf.jkt, site: 'resource' });
+    } else if (scheme === 'dpop') {
+      throw refuseToken('this mandate is not DPoP-bound: send it as "Authorization: Bearer <mandate>"');
+    } else if (principal.dpop === 'required') {
+      throw refuseToken(`client ${principal.id} is registered to use DPoP-bound mandates only`);
+    }
+    return {
+      ...(claims.on_behalf_of === 'user' ? { userSub: claims.sub } : {}),
+      clientId: claims.client_id,
+      actors: claims.act === undefined ? [] : actorList(claims.act),
+      ...(record.taskId === undefined ? {} : { taskId: record.taskId }),
+      scopes: parseScope(claims.scope),
+      mandateJti: claims.jti,
+      ...(claims.cnf?.jkt === undefined ? {} : { dpopJkt: claims.cnf.jkt }),
+      expiresAt: claims.exp,
+    };
+  };
+
+  const upstreamTokens = new Map<string, { token: string; exp: number }>();
+  const mintUpstreamToken = async (caller: GatewayCaller, audience: string): Promise<string> => {
+    const key = `${caller.mandateJti}\n${audience}`;
+    const nowS = Math.floor(clock.now() / 1000);
+    const cached = upstreamTokens.get(key);
+    if (cached !== undefined && cached.exp - 10 > nowS) return cached.token;
+    const exp = Math.min(nowS + 120, caller.expiresAt);
+    if (exp <= nowS) throw refuseToken('the mandate expires now');
+    const jti = randomUUID();
+    const actors = [GATEWAY_ACTOR, ...caller.actors];
+    const { kid, alg, key: signingKey } = await keys.signer();
+    const token = await new SignJWT({
+      sub: caller.userSub ?? caller.clientId,
+      aud: audience,
+      client_id: GATEWAY_ACTOR,
+      scope: caller.scopes.join(' '),
+      act: actClaim(actors),
+      jti,
+      on_behalf_of: caller.userSub === undefined ? 'none' : 'user',
+    })
+      .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
+      .setIssuer(issuer())
+      .setIssuedAt(nowS)
+      .setExpirationTime(exp)
+      .sign(signingKey);
+    await store.tokens.record(
+      { jti, clientId: GATEWAY_ACTOR, subject: caller.userSub ?? caller.clientId, actors, audience, scope: caller.scopes.join(' '), ...(caller.taskId === undefined ? {} : { taskId: caller.taskId }), parentJti: caller.mandateJti, issuedAt: nowS * 1000, expiresAt: exp * 1000 },
+      createAuditEvent({ type: 'token.issue', outcome: 'success', actor: GATEWAY_ACTOR, subject: `User::"${caller.userSub ?? caller.clientId}"`, resource: audience, data: { grant: 'gateway_exchange', jti, parentJti: caller.mandateJti, exp } }, { clock }),
+    );
+    if (upstreamTokens.size >= 10_000) upstreamTokens.delete(upstreamTokens.keys().next().value as string);
+    upstreamTokens.set(key, { token, exp });
+    return token;
+  };
+
   const userStatuses = (): KeySourceStatus[] => users.status();
   const readiness = (): TokenReadinessCheck => {
     const sources = [...userStatuses(), ...[...bundles.values()].map((b) => b.status())];
@@ -394,6 +480,8 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     scopes: [...new Set(config.resources.flatMap((r) => Object.keys(r.scopes)))],
     authenticateApiCaller,
     authenticateUser: (token) => users.authenticate(token),
+    authenticateResource,
+    mintUpstreamToken,
     seal: (purpose, plaintext) => sealSecret(kek, purpose, plaintext),
     open: (purpose, sealed) => openSecret(kek, purpose, sealed),
     fetchJson,

@@ -1,0 +1,77 @@
+/**
+ * The `gateway` configuration section: the upstream MCP servers Mandate fronts at `/mcp/<id>`, what each of their
+ * tools means in Cedar terms, and how the gateway authenticates to them (never with the caller's token).
+ *
+ * ```yaml
+ * gateway:
+ *   allowedOrigins: [https://agents.example.com]
+ *   upstreams:
+ *     - id: crm
+ *       url: http://crm.internal:9000/mcp
+ *       resource: https://mandate.example.com/mcp/crm   # also a resources[].uri: agents get mandates for it
+ *       credential: { type: token_exchange, audience: https://crm.internal }
+ *       tools:
+ *         search: { action: call, resource: { type: Tool, id: crm.search } }
+ * ```
+ */
+import { z } from 'zod';
+
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+const EntityRef = z.strictObject({ type: z.string().min(1).max(256), id: z.string().min(1).max(1024) });
+const Entry = z.strictObject({
+  action: z.string().min(1).max(128),
+  resource: EntityRef,
+  pinnedHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, { error: 'sha256:<64 hex digits>' }).optional(),
+});
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).max(2048);
+
+/** One upstream MCP server. */
+export const GatewayUpstreamSchema = z.strictObject({
+  id: z.string().regex(ID, { error: 'letters, digits, ".", "_", "-" (1..64)' }),
+  /** The upstream's Streamable HTTP endpoint. */
+  url: httpUrl(),
+  /** The gateway resource URI: the `aud` of mandates for this upstream; it must also be a `resources[].uri`. */
+  resource: z.url({ error: 'an absolute URI' }).max(2048),
+  /**
+   * How the gateway authenticates upstream. `token_exchange`: Mandate mints a short-lived token for `audience`
+   * (sub = the user, act = the agent chain extended with the gateway). `none`: the upstream has no notion of a
+   * user and is reached with no credential (reported as such).
+   */
+  credential: z
+    .discriminatedUnion('type', [z.strictObject({ type: z.literal('token_exchange'), audience: z.string().min(1).max(2048) }), z.strictObject({ type: z.literal('none') })])
+    .default({ type: 'none' }),
+  tools: z.record(z.string().regex(NAME), Entry).default({}),
+  resources: z.record(z.string().min(1).max(2048), Entry).default({}),
+  prompts: z.record(z.string().regex(NAME), Entry).default({}),
+  /** Methods forwarded without a decision (e.g. `completion/complete`). */
+  allowedMethods: z.array(z.string().min(1).max(128)).max(64).default([]),
+  /** `enforce`: tools are callable only when their definition matches `pinnedHash`. */
+  pinning: z.enum(['off', 'enforce']).default('off'),
+  /** Highest sensitivity (0..3) readable in results of calls made outside a task. */
+  sensitivityCeiling: z.int().min(0).max(3).default(0),
+});
+
+/** The `gateway` section. */
+export const GatewayConfigSchema = z
+  .strictObject({
+    /** Browser origins allowed besides the resource's own (MCP clients in a browser). */
+    allowedOrigins: z.array(z.url()).max(64).default([]),
+    upstreams: z
+      .array(GatewayUpstreamSchema)
+      .max(256)
+      .default([])
+      .refine((list) => new Set(list.map((u) => u.id)).size === list.length, { error: 'each upstream id at most once' }),
+    results: z
+      .strictObject({
+        onSensitive: z.enum(['remove', 'refuse']).default('remove'),
+        maxBytes: z.int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** The parsed `gateway` section. */
+export type GatewayConfig = z.output<typeof GatewayConfigSchema>;
+/** One parsed upstream. */
+export type GatewayUpstream = GatewayConfig['upstreams'][number];

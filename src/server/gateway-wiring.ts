@@ -1,0 +1,101 @@
+/**
+ * Mounts the MCP gateway (src/gateway/) on the server: the transport (authentication, sessions, forwarding with
+ * the gateway's own credential), the message authorizer (each request's Cedar meaning, list and result
+ * filtering, tool pinning) and the node's one decision path (step gate for tasks, policy, audit).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { EntityRef } from '../core/decision.ts';
+import type { GatewayConfig } from '../gateway/gateway-config.ts';
+import { createMcpAuthorizer, type DecideResult, type ListMethod, type UpstreamCatalog } from '../gateway/mcp-authorize.ts';
+import { registerMcpGateway } from '../gateway/mcp-gateway.ts';
+import type { GatewayAuthRequest, GatewayCaller, JsonRpcResponseMessage, UpstreamConfig } from '../gateway/types.ts';
+import type { RequestAuditContext } from './audit-events.ts';
+import { createRequestDecider } from './decide-request.ts';
+import type { ServerContext } from './server-context.ts';
+
+/** What the node gives the gateway. */
+export interface GatewayServerOptions {
+  config: GatewayConfig;
+  authenticate(req: GatewayAuthRequest): Promise<GatewayCaller>;
+  mintUpstreamToken(caller: GatewayCaller, audience: string): Promise<string>;
+  /** The task's workflow ceiling, or undefined (then the upstream's configured ceiling applies). */
+  taskCeiling(taskId: string): Promise<number | undefined>;
+  issuer(): string;
+  dpopAlgorithms: readonly string[];
+}
+
+const LIST_METHODS = new Set<string>(['tools/list', 'resources/list', 'prompts/list']);
+
+/** Registers `/mcp/:upstream` and its RFC 9728 metadata. */
+export function registerGateway(app: FastifyInstance, ctx: ServerContext, options: GatewayServerOptions): void {
+  const { config } = options;
+  const decideRequest = createRequestDecider(ctx);
+  const byId = new Map(config.upstreams.map((u) => [u.id, u]));
+  const catalogs = new Map<string, UpstreamCatalog>(
+    config.upstreams.map((u) => [
+      u.id,
+      {
+        tools: new Map(Object.entries(u.tools)),
+        resources: new Map(Object.entries(u.resources)),
+        prompts: new Map(Object.entries(u.prompts)),
+        allowedMethods: new Set(u.allowedMethods),
+        pinning: u.pinning,
+      },
+    ]),
+  );
+
+  const authorizer = createMcpAuthorizer({
+    async decide(request, decideOptions): Promise<DecideResult> {
+      const actors: EntityRef[] = request.delegation?.actors ?? [];
+      const audit: RequestAuditContext = { endpoint: 'gateway.mcp', requestId: randomUUID(), subject: request.principal, action: request.action, resource: request.resource, actors };
+      const decided = await decideRequest(request, audit, { dryRun: decideOptions?.dryRun === true });
+      await decided.committed;
+      const extra = decided.extra ?? {};
+      if (decided.decision.decision === 'allow') return { outcome: 'allow' };
+      const approval = extra.approval as { id?: string; poll?: string; expires_at?: string } | undefined;
+      if (approval?.id !== undefined) return { outcome: 'pending', approval: { id: approval.id, poll: approval.poll ?? `/approvals/v1/${approval.id}`, expiresAt: approval.expires_at ?? '' } };
+      if (decided.decision.decision === 'approval_required') return { outcome: 'pending' };
+      return { outcome: 'deny', reasonCode: typeof extra.reason_code === 'string' ? extra.reason_code : 'policy_denied', message: decided.decision.reasons.join('; ') || 'denied by policy' };
+    },
+    catalog: (id) => catalogs.get(id),
+    async sensitivityCeiling(caller, upstreamId) {
+      if (caller.taskId !== undefined) {
+        const ceiling = await options.taskCeiling(caller.taskId);
+        if (ceiling !== undefined) return ceiling;
+      }
+      return byId.get(upstreamId)?.sensitivityCeiling;
+    },
+    results: { onSensitive: config.results.onSensitive, maxBytes: config.results.maxBytes },
+  });
+
+  const upstreams = new Map<string, UpstreamConfig>(config.upstreams.map((u) => [u.id, { id: u.id, url: u.url, resource: u.resource }]));
+  registerMcpGateway(app, {
+    upstreams,
+    authenticate: (req) => options.authenticate(req),
+    authorize: authorizer,
+    async upstreamHeaders(caller, upstream): Promise<Record<string, string>> {
+      const u = byId.get(upstream.id);
+      if (u === undefined || u.credential.type === 'none') return {};
+      return { authorization: `Bearer ${await options.mintUpstreamToken(caller, u.credential.audience)}` };
+    },
+    resourceMetadataUrl: (id) => `${options.issuer()}/.well-known/oauth-protected-resource/mcp/${id}`,
+    audit: (event) => ctx.auditLog.record(event),
+    allowedOrigins: config.allowedOrigins,
+    authorizationServers: () => [options.issuer()],
+    dpopAlgorithms: options.dpopAlgorithms,
+    async inspectResponse(caller, upstreamId, request, response): Promise<JsonRpcResponseMessage> {
+      if (!('result' in response)) return response;
+      if (request.method === 'tools/call') {
+        const name = String((request.params as { name?: unknown } | undefined)?.name ?? '');
+        const outcome = await authorizer.filterToolResult(caller, upstreamId, name, response.result);
+        if (outcome.kind === 'deny') return { jsonrpc: '2.0', id: response.id, error: { code: outcome.code, message: outcome.message, data: { reason_code: outcome.reasonCode } } };
+        return { jsonrpc: '2.0', id: response.id, result: outcome.result };
+      }
+      if (LIST_METHODS.has(request.method)) {
+        return { jsonrpc: '2.0', id: response.id, result: await authorizer.filterListResult(caller, upstreamId, request.method as ListMethod, response.result) };
+      }
+      return response;
+    },
+  });
+}
