@@ -32,10 +32,13 @@ export interface BenchServer {
   info: Record<string, string>;
 }
 
-/** Starts `bench/servers/<script>` in its own process (with `env` added to this one's) and waits for `LISTENING`. */
-export async function startServer(script: string, env: Record<string, string> = {}): Promise<BenchServer> {
-  const child = spawn(process.execPath, ['--no-turbo-inline-js-wasm-calls', '--import', 'tsx', `${here}servers/${script}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/**
+ * Starts `bench/servers/<script>` in its own process (with `env` added to this one's) and waits for `LISTENING`.
+ * `options.ipc` opens an IPC channel to it (`child.send`); `options.nodeArgs` are added to node's flags.
+ */
+export async function startServer(script: string, env: Record<string, string> = {}, options: { ipc?: boolean; nodeArgs?: readonly string[] } = {}): Promise<BenchServer> {
+  const child = spawn(process.execPath, ['--no-turbo-inline-js-wasm-calls', ...(options.nodeArgs ?? []), '--import', 'tsx', `${here}servers/${script}`], {
+    stdio: options.ipc === true ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });

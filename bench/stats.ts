@@ -98,3 +98,9 @@ export async function measureInterleavedAsync(
   }
   return summarise(names, samples, totals);
 }
+
+/** Summarises latency samples (ms) gathered by hand, one per operation; ops/s is over the samples' sum. */
+export function summariseSamples(name: string, samplesMs: readonly number[]): LatencyResult {
+  const total = samplesMs.reduce((s, n) => s + n, 0);
+  return summarise([name], { [name]: [...samplesMs] }, { [name]: total })[name] as LatencyResult;
+}

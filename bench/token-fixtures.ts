@@ -58,7 +58,8 @@ export interface TokenFixtures {
   dpop: BenchKey;
 }
 
-async function benchKey(alg: 'EdDSA' | 'ES256'): Promise<BenchKey> {
+/** Generates a signing key and its public JWK (`kid` = the RFC 7638 thumbprint). */
+export async function benchKey(alg: 'EdDSA' | 'ES256'): Promise<BenchKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
   const jwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
