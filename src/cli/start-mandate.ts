@@ -143,13 +143,14 @@ export async function startMandate(
             },
             clock: systemClock,
           });
-    if (config.gateway.upstreams.length > 0 && node === undefined) throw new ConfigInvalidError('the gateway needs the token service: configure resources (each upstream resource among them) and the key-encryption key');
+    const gatewayOn = config.gateway.upstreams.length > 0 || Object.keys(config.gateway.http).length > 0 || config.gateway.extAuthz.enabled;
+    if (gatewayOn && node === undefined) throw new ConfigInvalidError('the gateway needs the token service: configure resources (each upstream resource among them) and the key-encryption key');
     for (const u of config.gateway.upstreams) {
       if (!config.resources.some((r) => r.uri === u.resource)) throw new ConfigInvalidError(`gateway.upstreams ${u.id}: its resource ${u.resource} must also be listed in resources (agents get mandates for it there)`);
     }
     server = await createServer({
       onTasksClosed: tasksClosed,
-      ...(node === undefined || config.gateway.upstreams.length === 0
+      ...(node === undefined || !gatewayOn
         ? {}
         : {
             gateway: {

@@ -69,7 +69,7 @@ const DEFAULTS = {
       delivery: { maxAttempts: 6, initialBackoffMs: 1000, maxBackoffMs: 300000, maxQueued: 10000, concurrency: 4 },
     },
   },
-  gateway: { allowedOrigins: [], upstreams: [], results: { onSensitive: 'remove', maxBytes: 4194304 } },
+  gateway: { allowedOrigins: [], upstreams: [], http: {}, extAuthz: { enabled: false, rules: [] }, results: { onSensitive: 'remove', maxBytes: 4194304 } },
   resources: [],
   principals: [],
   audit: { maxDelayMs: 0, maxBatch: 256, maxPending: 10000 },

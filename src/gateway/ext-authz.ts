@@ -18,6 +18,7 @@
  * @see https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/ext_authz_filter
  * @see https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto (HttpService, AuthorizationRequest, AuthorizationResponse)
  */
+import { parseStrictJson } from './json-strict.ts';
 import type { FastifyInstance } from 'fastify';
 import { isMandateError, UnauthenticatedError } from '../core/errors.ts';
 import {
@@ -38,6 +39,11 @@ export interface ExtAuthzInput {
   path: string;
   /** Lower-case header names, as forwarded by Envoy's `allowed_headers`. */
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The original request's body, when Envoy sends it (`with_request_body`). A JSON body is the call's arguments:
+   * held to a task's workflow limits; without it a task whose workflow limits the arguments refuses the call.
+   */
+  body?: Buffer;
 }
 
 /** The answer to Envoy: status, headers, and a JSON body on denial. */
@@ -103,11 +109,20 @@ export async function extAuthzCheck(input: ExtAuthzInput, deps: ExtAuthzDeps): P
   }
   let decision: GatewayDecision;
   try {
+    let args: unknown;
+    const contentType = first(input.headers['content-type']) ?? '';
+    if (input.body !== undefined && input.body.length > 0 && /^application\/json\b/i.test(contentType)) {
+      try {
+        args = parseStrictJson(input.body.toString('utf8'), 32);
+      } catch {
+        return denied(400, 'ERR_INVALID_REQUEST', 'invalid_json', 'the JSON body is malformed or has duplicate keys');
+      }
+    }
     decision = await deps.decider.decide({
       caller,
       action: match.action,
       resource: match.resource,
-      context: { ...(match.rule.context ?? {}) },
+      context: { ...(match.rule.context ?? {}), ...(args === undefined ? {} : { arguments: args }) },
       http: { method: input.method, path: match.path },
     });
   } catch (err) {
@@ -142,11 +157,12 @@ export function registerExtAuthz(app: FastifyInstance, deps: ExtAuthzDeps & { pr
   void app.register(
     async (scope) => {
       scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, undefined));
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
       scope.all('/*', async (request, reply) => {
         const raw = request.raw.url ?? request.url;
         const path = raw.slice(prefix.length) || '/';
-        const result = await extAuthzCheck({ method: request.method, path, headers: request.headers }, deps);
+        const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+        const result = await extAuthzCheck({ method: request.method, path, headers: request.headers, ...(body === undefined ? {} : { body }) }, deps);
         void reply.code(result.status).headers(result.headers);
         return result.body ? reply.send(result.body) : reply.send('');
       });

@@ -15,6 +15,7 @@
  * ```
  */
 import { z } from 'zod';
+import { HttpRouteRuleV1, HttpToolsConfigV1 } from './http-routes.ts';
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -62,6 +63,18 @@ export const GatewayConfigSchema = z
       .max(256)
       .default([])
       .refine((list) => new Set(list.map((u) => u.id)).size === list.length, { error: 'each upstream id at most once' }),
+    /** REST tools behind `/http/<tool>/<path>` (method + path mapped to Cedar actions and resources). */
+    http: HttpToolsConfigV1.default({}),
+    /** Envoy `ext_authz` HTTP checks at `/ext_authz/...` for one service behind Envoy. */
+    extAuthz: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** The protected resource (mandate `aud`) of the service behind Envoy. */
+        resource: z.url().optional(),
+        rules: z.array(HttpRouteRuleV1).max(1000).default([]),
+      })
+      .refine((e) => !e.enabled || (e.resource !== undefined && e.rules.length > 0), { error: 'an enabled extAuthz needs resource and at least one rule' })
+      .prefault({}),
     results: z
       .strictObject({
         onSensitive: z.enum(['remove', 'refuse']).default('remove'),

@@ -15,6 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { parseStrictJson } from './json-strict.ts';
 import type { EntityRef } from '../core/decision.ts';
 import { isMandateError, UnauthenticatedError } from '../core/errors.ts';
 
@@ -410,13 +411,23 @@ export function registerHttpToolProxy(app: FastifyInstance, deps: HttpToolProxyD
           const e = err instanceof UnauthenticatedError ? err : new UnauthenticatedError('the mandate could not be verified', { cause: err });
           return refuse(reply, 401, e.code, 'unauthenticated', e.description, {}, { 'www-authenticate': e.wwwAuthenticate() });
         }
+        // A JSON body is the call's arguments: held to a task's workflow limits (JSON Schema) and bound into an
+        // approval. Parsed strictly (duplicate keys refused) so that what is decided is what is forwarded.
+        let args: unknown;
+        if (body.length > 0 && /^application\/json\b/i.test(single(request.headers['content-type']) ?? '')) {
+          try {
+            args = parseStrictJson(body.toString('utf8'), 32);
+          } catch {
+            return refuse(reply, 400, 'ERR_INVALID_REQUEST', 'invalid_json', 'the JSON body is malformed or has duplicate keys');
+          }
+        }
         let decision: GatewayDecision;
         try {
           decision = await deps.decider.decide({
             caller,
             action: match.action,
             resource: match.resource,
-            context: { ...(match.rule.context ?? {}) },
+            context: { ...(match.rule.context ?? {}), ...(args === undefined ? {} : { arguments: args }) },
             http: { method: request.method, path: match.path, tool: toolName },
           });
         } catch (err) {

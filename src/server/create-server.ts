@@ -287,7 +287,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   if (options.oauth !== undefined) registerOAuthRoutes(app, ctx, options.oauth);
   if (options.approvals !== undefined) registerApprovalRoutes(app, ctx, options.approvals);
   if (options.signals !== undefined) registerSsfRoutes(app, options.signals);
-  if (options.gateway !== undefined && options.gateway.config.upstreams.length > 0) registerGateway(app, ctx, options.gateway);
+  if (options.gateway !== undefined) registerGateway(app, ctx, options.gateway);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

@@ -9,6 +9,8 @@ import type { EntityRef } from '../core/decision.ts';
 import type { GatewayConfig } from '../gateway/gateway-config.ts';
 import { createMcpAuthorizer, type DecideResult, type ListMethod, type UpstreamCatalog } from '../gateway/mcp-authorize.ts';
 import { registerMcpGateway } from '../gateway/mcp-gateway.ts';
+import { registerExtAuthz } from '../gateway/ext-authz.ts';
+import { registerHttpToolProxy, type AuthenticatedCaller, type CallerAuthenticator, type GatewayDecider } from '../gateway/http-routes.ts';
 import type { GatewayAuthRequest, GatewayCaller, JsonRpcResponseMessage, UpstreamConfig } from '../gateway/types.ts';
 import type { RequestAuditContext } from './audit-events.ts';
 import { createRequestDecider } from './decide-request.ts';
@@ -27,10 +29,12 @@ export interface GatewayServerOptions {
 
 const LIST_METHODS = new Set<string>(['tools/list', 'resources/list', 'prompts/list']);
 
-/** Registers `/mcp/:upstream` and its RFC 9728 metadata. */
+/** Registers `/mcp/:upstream` (and its RFC 9728 metadata), `/http/<tool>/...` and `/ext_authz/...` as configured. */
 export function registerGateway(app: FastifyInstance, ctx: ServerContext, options: GatewayServerOptions): void {
   const { config } = options;
   const decideRequest = createRequestDecider(ctx);
+  registerRestEnforcement(app, options, decideRequest);
+  if (config.upstreams.length === 0) return;
   const byId = new Map(config.upstreams.map((u) => [u.id, u]));
   const catalogs = new Map<string, UpstreamCatalog>(
     config.upstreams.map((u) => [
@@ -98,4 +102,70 @@ export function registerGateway(app: FastifyInstance, ctx: ServerContext, option
       return response;
     },
   });
+}
+
+/** The REST tool proxy and the Envoy ext_authz check, over the same authentication and decision path. */
+function registerRestEnforcement(app: FastifyInstance, options: GatewayServerOptions, decideRequest: ReturnType<typeof createRequestDecider>): void {
+  const { config } = options;
+  const authenticator: CallerAuthenticator = {
+    async authenticate(input) {
+      const caller = await options.authenticate({ ...(input.authorization === undefined ? {} : { authorization: input.authorization }), ...(input.dpop === undefined ? {} : { dpop: input.dpop }), method: input.method, url: input.url, resource: input.resource });
+      return {
+        user: caller.userSub === undefined ? { type: 'Service', id: caller.clientId } : { type: 'User', id: caller.userSub },
+        actors: caller.userSub === undefined ? [] : [...caller.actors].reverse().map((id) => ({ type: 'Agent', id })),
+        ...(caller.taskId === undefined ? {} : { taskId: caller.taskId }),
+        tokenId: caller.mandateJti,
+        caller,
+      } as AuthenticatedCaller;
+    },
+  };
+  const decider: GatewayDecider = {
+    async decide(input) {
+      const request = {
+        principal: input.caller.user,
+        action: input.action,
+        resource: input.resource,
+        // `arguments` is for the step gate (a task's workflow limits); outside a task Cedar's schema has no place for it.
+        context: input.caller.taskId === undefined ? withoutArguments(input.context) : { ...input.context, task: { type: 'Task', id: input.caller.taskId } },
+        ...(input.caller.actors.length > 0 ? { delegation: { actors: input.caller.actors } } : {}),
+      };
+      const audit: RequestAuditContext = { endpoint: `gateway.http${input.http.tool === undefined ? '' : `.${input.http.tool}`}`, requestId: randomUUID(), subject: request.principal, action: request.action, resource: request.resource, actors: input.caller.actors };
+      const decided = await decideRequest(request, audit);
+      await decided.committed;
+      const extra = decided.extra ?? {};
+      const approval = extra.approval as { id?: string } | undefined;
+      return {
+        decision: decided.decision.decision,
+        decisionId: decided.decision.decisionId,
+        ...(typeof extra.reason_code === 'string' ? { reasonCode: extra.reason_code } : decided.decision.decision === 'deny' ? { reasonCode: 'policy_denied' } : {}),
+        ...(decided.decision.reasons.length > 0 ? { reason: decided.decision.reasons.join('; ').slice(0, 500) } : {}),
+        ...(approval?.id === undefined ? {} : { approvalId: approval.id }),
+      };
+    },
+  };
+  if (Object.keys(config.http).length > 0) {
+    registerHttpToolProxy(app, {
+      tools: config.http,
+      authenticator,
+      decider,
+      // Read per request (DPoP htu): the issuer is known once the node listens.
+      get publicOrigin() {
+        return new URL(options.issuer()).origin;
+      },
+      async credentials(tool, caller): Promise<Record<string, string>> {
+        const c = (caller as AuthenticatedCaller & { caller?: GatewayCaller }).caller;
+        const t = config.http[tool];
+        if (c === undefined || t === undefined) return {};
+        return { authorization: `Bearer ${await options.mintUpstreamToken(c, t.upstream)}` };
+      },
+    });
+  }
+  if (config.extAuthz.enabled && config.extAuthz.resource !== undefined) {
+    registerExtAuthz(app, { rules: config.extAuthz.rules, authenticator, decider, resource: config.extAuthz.resource });
+  }
+}
+
+function withoutArguments(context: Record<string, unknown>): Record<string, unknown> {
+  const { arguments: _ignored, ...rest } = context;
+  return rest;
 }

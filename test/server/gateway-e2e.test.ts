@@ -176,3 +176,73 @@ test('the MCP gateway: a stock MCP client with a task mandate; allowed, out-of-p
   assert.equal(upstream.runs.length, before);
   await client.close().catch(() => undefined);
 });
+
+test('REST tools through /http and Envoy ext_authz checks: the same mandate, task and decision path; no token passthrough', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mandate-gateway-http-'));
+  const policyDir = join(dir, 'policies');
+  await cp(EXAMPLES, policyDir, { recursive: true });
+  const idp = await newKey('corp');
+  await writeFile(join(dir, 'corp.json'), JSON.stringify({ keys: [idp.publicJwk] }));
+  const agent = await newKey('outreach-1');
+  const seen: IncomingHttpHeaders[] = [];
+  const rest = createServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url, results: ['lead-1'] }));
+  });
+  await new Promise<void>((r) => rest.listen(0, '127.0.0.1', () => r()));
+  const restUrl = `http://127.0.0.1:${(rest.address() as AddressInfo).port}`;
+  t.after(async () => {
+    await new Promise((r) => rest.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+  const RESOURCE = 'https://crm-rest.test/';
+  const rules = [
+    { method: 'POST', path: '/search', action: 'call', resource: { type: 'Tool', id: 'crm.search' } },
+    { method: 'POST', path: '/refunds', action: 'trigger', resource: { type: 'Tool', id: 'payments.refund' } },
+  ];
+  const config = parseConfig(
+    stringify({
+      store: { dataDir: join(dir, 'data') },
+      policy: { dir: policyDir, watch: false },
+      identity: { issuers: [{ issuer: ISS, jwksFile: 'corp.json', audiences: [AUD] }] },
+      resources: [{ uri: RESOURCE, scopes: { 'crm.search': [{ action: 'call', resource: { type: 'Tool', id: 'crm.search' } }] } }],
+      principals: [{ id: 'sales-outreach', kind: 'agent', name: 'Outreach', owner: 'alice', mode: 'autonomous', workflows: ['lead-followup'], audiences: [RESOURCE], dpop: 'optional', credentials: [{ type: 'jwks', jwks: { keys: [agent.publicJwk] } }] }],
+      gateway: { http: { crm: { upstream: restUrl, resource: RESOURCE, rules } }, extAuthz: { enabled: true, resource: RESOURCE, rules } },
+    }),
+    { source: 'test', env: {}, baseDir: dir, cwd: dir },
+  );
+  config.server.port = 0;
+  const node = await startMandate(config, { env: { MANDATE_KEK: generateKek() }, logger: createLogger({ level: 'silent' }) });
+  t.after(() => node.stop());
+  const userToken = await new SignJWT({ sub: 'alice', jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'corp', typ: 'at+jwt' }).setIssuer(ISS).setAudience(AUD).setIssuedAt().setExpirationTime('10m').sign(idp.privateKey);
+  const mandate = new MandateClient({ issuer: node.url, clientId: 'sales-outreach', jwk: { ...(await exportJWK(agent.privateKey)), kid: agent.kid, alg: 'ES256' } });
+  const task = await mandate.startTask({ userToken, workflow: 'lead-followup', purpose: 'follow up ACME', resource: RESOURCE, scope: 'crm.search', dpop: false });
+  const token = await task.token(RESOURCE);
+  const call = (path: string, headers: Record<string, string> = {}) => fetch(`${node.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body: '{"query":"ACME"}' });
+
+  const ok = await call('/http/crm/search');
+  assert.equal(ok.status, 200, await ok.clone().text());
+  assert.deepEqual(((await ok.json()) as { results: string[] }).results, ['lead-1']);
+  const upstreamAuth = String(seen.at(-1)?.authorization ?? '');
+  assert.ok(upstreamAuth.startsWith('Bearer ') && !upstreamAuth.includes(token), 'the upstream gets the gateway token, never the caller token');
+  assert.equal(decodeJwt(upstreamAuth.slice(7)).sub, 'alice');
+
+  // Envoy ext_authz: the check request carries the original method, path and headers.
+  // With with_request_body, Envoy sends the original body too.
+  const check = (method: string, path: string) => fetch(`${node.url}/ext_authz${path}`, { method, headers: { authorization: `Bearer ${token}`, host: 'crm-rest.test', 'content-type': 'application/json' }, body: '{"query":"ACME"}' });
+  const allowed = await check('POST', '/search');
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.headers.get('x-mandate-user'), 'alice');
+  assert.equal(allowed.headers.get('x-mandate-task'), task.id);
+  // (Dot segments and encoded separators are refused before anything else: src/gateway/http-routes.test.ts sends
+  // them raw; fetch would normalise them away before they left the client.)
+
+  // Out of plan (lead-followup revokes the task on a violation): denied, never forwarded, and the task is gone.
+  const out = await call('/http/crm/refunds');
+  assert.equal(out.status, 403);
+  assert.equal(((await out.json()) as { error: { reason_code: string } }).error.reason_code, 'action_not_in_workflow');
+  assert.equal(seen.length, 1, 'a denied request never reaches the upstream');
+  assert.equal((await node.store.tasks.get(task.id))?.status, 'revoked');
+  assert.equal((await check('POST', '/search')).status, 401, 'the revoked task holds nothing any more');
+  assert.equal((await call('/http/crm/search')).status, 401);
+});
