@@ -22,6 +22,7 @@ import { createStepGate } from '../tasks/step-gate.ts';
 import { startSignalNode, type SignalNode } from '../signals/signal-node.ts';
 import type { TaskRecord } from '../store/store.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
+import { startStdioUpstreams, withLocalUpstreams, type StdioUpstreams } from '../gateway/stdio-upstream.ts';
 
 /** How often open tasks are checked for their duration and idle limits, ms. */
 const TASK_SWEEP_INTERVAL_MS = 5000;
@@ -86,6 +87,8 @@ export async function startMandate(
     }
   });
   let server: MandateServer | undefined;
+  // Local (stdio) MCP upstreams: started before the server, which forwards to their loopback endpoints.
+  let localUpstreams: StdioUpstreams | undefined;
   let stopWatching = () => undefined as void;
   let stopSweeper = () => undefined as void;
   try {
@@ -148,6 +151,8 @@ export async function startMandate(
     for (const u of config.gateway.upstreams) {
       if (!config.resources.some((r) => r.uri === u.resource)) throw new ConfigInvalidError(`gateway.upstreams ${u.id}: its resource ${u.resource} must also be listed in resources (agents get mandates for it there)`);
     }
+    if (gatewayOn && config.gateway.upstreams.some((u) => u.stdio !== undefined)) localUpstreams = await startStdioUpstreams(config.gateway.upstreams, { logger, env: options.env ?? process.env });
+    const local = localUpstreams;
     server = await createServer({
       onTasksClosed: tasksClosed,
       ...(node === undefined || !gatewayOn
@@ -163,6 +168,7 @@ export async function startMandate(
               },
               issuer: node.issuer,
               dpopAlgorithms: node.dpop.algorithms,
+              ...(local === undefined ? {} : { localUpstreamUrls: local.urls }),
             },
           }),
       ...(signalNode === undefined || node === undefined
@@ -192,7 +198,7 @@ export async function startMandate(
               tasks: true,
               scopes: node.scopes,
               authenticateApiCaller: node.authenticateApiCaller,
-              readiness: node.readiness,
+              readiness: local === undefined ? node.readiness : () => withLocalUpstreams(node.readiness(), local.status()),
             },
           }),
     });
@@ -233,6 +239,7 @@ export async function startMandate(
         stopWatching();
         stopSweeper();
         await (server as MandateServer).close();
+        await localUpstreams?.close();
         await signals?.close();
         await decisionLog.close();
         await store.close();
@@ -258,6 +265,7 @@ export async function startMandate(
   } catch (err) {
     stopWatching();
     await server?.close().catch(() => undefined);
+    await localUpstreams?.close().catch(() => undefined);
     await decisionLog.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;

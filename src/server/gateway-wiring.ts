@@ -25,6 +25,8 @@ export interface GatewayServerOptions {
   taskCeiling(taskId: string): Promise<number | undefined>;
   issuer(): string;
   dpopAlgorithms: readonly string[];
+  /** The loopback endpoints of the local (`stdio`) upstreams, by id (src/gateway/stdio-upstream.ts). */
+  localUpstreamUrls?: ReadonlyMap<string, string>;
 }
 
 const LIST_METHODS = new Set<string>(['tools/list', 'resources/list', 'prompts/list']);
@@ -73,14 +75,15 @@ export function registerGateway(app: FastifyInstance, ctx: ServerContext, option
     results: { onSensitive: config.results.onSensitive, maxBytes: config.results.maxBytes },
   });
 
-  const upstreams = new Map<string, UpstreamConfig>(config.upstreams.map((u) => [u.id, { id: u.id, url: u.url, resource: u.resource }]));
+  const upstreams = new Map<string, UpstreamConfig>(config.upstreams.map((u) => [u.id, { id: u.id, url: upstreamUrl(u, options.localUpstreamUrls), resource: u.resource }]));
   registerMcpGateway(app, {
     upstreams,
     authenticate: (req) => options.authenticate(req),
     authorize: authorizer,
     async upstreamHeaders(caller, upstream): Promise<Record<string, string>> {
       const u = byId.get(upstream.id);
-      if (u === undefined || u.credential.type === 'none') return {};
+      // A local upstream is reached over a private loopback path and has no use for a token.
+      if (u === undefined || u.credential.type === 'none' || u.stdio !== undefined) return {};
       return { authorization: `Bearer ${await options.mintUpstreamToken(caller, u.credential.audience)}` };
     },
     resourceMetadataUrl: (id) => `${options.issuer()}/.well-known/oauth-protected-resource/mcp/${id}`,
@@ -163,6 +166,12 @@ function registerRestEnforcement(app: FastifyInstance, options: GatewayServerOpt
   if (config.extAuthz.enabled && config.extAuthz.resource !== undefined) {
     registerExtAuthz(app, { rules: config.extAuthz.rules, authenticator, decider, resource: config.extAuthz.resource });
   }
+}
+
+function upstreamUrl(u: GatewayConfig['upstreams'][number], local: ReadonlyMap<string, string> | undefined): string {
+  const url = u.url ?? local?.get(u.id);
+  if (url === undefined) throw new TypeError(`gateway upstream ${u.id}: a stdio upstream must be started before the gateway is registered`);
+  return url;
 }
 
 function withoutArguments(context: Record<string, unknown>): Record<string, unknown> {
