@@ -1,18 +1,22 @@
 /**
  * `mandate demo` (what `npm start` runs): a local node with the example policies, the embedded SQLite store
  * under `.mandate/demo/`, a credential generated for this run only, and the token service with its demo parts:
- * a demo identity provider (users alice and bob), two demo resources (a CRM and a wiki) and the example
- * policies' agents, registered with keys generated on the first run. Demo mode binds 127.0.0.1 and nothing
- * else; `mandate serve` never starts any of this.
+ * a demo identity provider (users alice, bob and carol the approver), two demo resources (a CRM and a wiki), the
+ * example policies' agents, registered with keys generated on the first run, and a demo MCP server with Acme's
+ * tools that the gateway fronts at `/mcp/crm`. Demo mode binds 127.0.0.1 and nothing else; `mandate serve` never
+ * starts any of this.
  */
 import { mkdir } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCredentialSecret, hashCredential, parseConfig, type MandateConfig } from '../config/index.ts';
 import { DEMO_AGENTS, ensureDemoAgents } from '../demo/demo-agents.ts';
-import { DEMO_USER_TOKEN_AUDIENCE, DEMO_USER_TOKEN_SCOPE, startDemoIdp, type DemoIdp } from '../demo/demo-idp.ts';
+import { DEMO_GATEWAY_TOOLS, demoGatewayResource, demoGatewayResourceConfig, demoGatewayUpstream } from '../demo/demo-gateway.ts';
+import { DEMO_IDP_USERS, DEMO_USER_TOKEN_AUDIENCE, DEMO_USER_TOKEN_SCOPE, startDemoIdp, type DemoIdp } from '../demo/demo-idp.ts';
 import { writeDemoInfo, type DemoInfoV1 } from '../demo/demo-info.ts';
 import { ensureDemoKekFile } from '../demo/demo-kek.ts';
+import { startDemoMcpServer, type DemoMcpServer } from '../demo/demo-mcp-server.ts';
 import { DEMO_CRM_RESOURCE, DEMO_RESOURCES } from '../demo/demo-resources.ts';
 import { isMandateError } from '../core/errors.ts';
 import { OidcIssuerSchema } from '../identity/identity-config.ts';
@@ -60,8 +64,9 @@ export function demoConfig(env: Readonly<Record<string, string | undefined>>, cw
 /** The token service's demo parts, added to a demo configuration. */
 export function withDemoTokenService(
   config: MandateConfig,
-  parts: { idpIssuer: string; kekFile: string | undefined; principals: PrincipalRegistration[] },
+  parts: { idpIssuer: string; kekFile: string | undefined; principals: PrincipalRegistration[]; gateway?: { mcpServerUrl: string; resource: string } },
 ): MandateConfig {
+  const gateway = parts.gateway;
   return {
     ...config,
     identity: {
@@ -71,8 +76,11 @@ export function withDemoTokenService(
       outbound: { ...config.identity.outbound, allowHttp: true, allowHosts: [...new Set([...config.identity.outbound.allowHosts, '127.0.0.1'])] },
     },
     tokens: { ...config.tokens, ...(parts.kekFile === undefined ? {} : { kekFile: parts.kekFile }) },
-    resources: DEMO_RESOURCES.map((r) => ({ ...r, scopes: { ...r.scopes } })),
-    principals: parts.principals,
+    resources: [...DEMO_RESOURCES.map((r) => ({ ...r, scopes: { ...r.scopes } })), ...(gateway === undefined ? [] : [demoGatewayResourceConfig(gateway.resource)])],
+    // The demo agents may also ask for mandates for the gateway.
+    principals: gateway === undefined ? parts.principals : parts.principals.map((p) => (p.kind === 'agent' ? { ...p, audiences: [...(p.audiences ?? []), gateway.resource] } : p)),
+    // The demo MCP server behind the gateway at /mcp/crm.
+    ...(gateway === undefined ? {} : { gateway: { ...config.gateway, upstreams: [demoGatewayUpstream(gateway.mcpServerUrl, gateway.resource)] } }),
   };
 }
 
@@ -96,14 +104,28 @@ export interface StartDemoOptions {
 export interface RunningDemo {
   node: RunningMandate;
   idp: DemoIdp;
+  /** The demo MCP server behind the gateway. */
+  mcp: DemoMcpServer;
   info: DemoInfoV1;
   /** Where `demo.json` was written. */
   infoFile: string;
   secret: string;
   /** The text the command prints. */
   banner: string;
-  /** Stops the node, then the IdP. */
+  /** Stops the node, then the IdP and the MCP server. */
   stop(): Promise<void>;
+}
+
+/** A free port on 127.0.0.1 (the gateway resource names Mandate's URL, so the port is chosen before listening). */
+async function freeLoopbackPort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 function idpPort(env: Readonly<Record<string, string | undefined>>): number {
@@ -122,21 +144,32 @@ export async function startDemo(options: StartDemoOptions): Promise<RunningDemo>
   const secret = options.secret ?? generateCredentialSecret();
   let config = demoConfig(options.env, options.cwd, secret);
   if (options.port !== undefined) config = { ...config, server: { ...config.server, port: options.port } };
+  if (config.server.port === 0) config = { ...config, server: { ...config.server, port: await freeLoopbackPort() } };
   const dataDir = config.store.dataDir;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   // MANDATE_KEK wins when set (Mandate refuses two KEK sources); otherwise the demo's own file.
   const kekFile = options.env[KEK_ENV_VAR] ? undefined : (await ensureDemoKekFile(join(dataDir, 'kek'))).path;
   const agents = await ensureDemoAgents(join(dataDir, 'agents'));
   const idp = await startDemoIdp({ port: idpPort(options.env) });
-  let node: RunningMandate;
+  let mcp: DemoMcpServer;
   try {
-    config = withDemoTokenService(config, { idpIssuer: idp.issuer, kekFile, principals: agents.registrations });
-    node = await startMandate(config, { handleSignals: options.handleSignals ?? false, env: options.env });
+    mcp = await startDemoMcpServer();
   } catch (err) {
     await idp.close();
     throw err;
   }
+  let node: RunningMandate;
+  try {
+    const gatewayResource = demoGatewayResource(`http://127.0.0.1:${config.server.port}`);
+    config = withDemoTokenService(config, { idpIssuer: idp.issuer, kekFile, principals: agents.registrations, gateway: { mcpServerUrl: mcp.url, resource: gatewayResource } });
+    node = await startMandate(config, { handleSignals: options.handleSignals ?? false, env: options.env });
+  } catch (err) {
+    await mcp.close();
+    await idp.close();
+    throw err;
+  }
   const issuer = config.tokens.issuer ?? node.url;
+  mcp.trustIssuer(issuer);
   const info: DemoInfoV1 = {
     version: 1,
     pid: process.pid,
@@ -148,21 +181,30 @@ export async function startDemo(options: StartDemoOptions): Promise<RunningDemo>
       userTokenAudience: DEMO_USER_TOKEN_AUDIENCE,
       userTokenScope: DEMO_USER_TOKEN_SCOPE,
       browserLoginUrl: idp.browserLoginUrl,
-      users: ['alice', 'bob'],
+      users: Object.keys(DEMO_IDP_USERS),
     },
     resources: DEMO_RESOURCES.map((r) => ({ uri: r.uri, ...(r.name === undefined ? {} : { name: r.name }), scopes: Object.keys(r.scopes) })),
     agents: DEMO_AGENTS.map((a) => ({ id: a.id, name: a.name, owner: a.owner, mode: a.mode, privateJwkFile: agents.keyFiles[a.id] as string })),
+    gateway: {
+      url: config.gateway.upstreams[0]?.resource ?? demoGatewayResource(node.url),
+      resource: config.gateway.upstreams[0]?.resource ?? demoGatewayResource(node.url),
+      upstream: mcp.url,
+      tools: Object.keys(DEMO_GATEWAY_TOOLS),
+      approvers: Object.entries(DEMO_IDP_USERS).filter(([, u]) => Array.isArray(u.claims?.roles) && u.claims.roles.includes('approver')).map(([id]) => id),
+    },
   };
   let infoFile: string;
   try {
     infoFile = await writeDemoInfo(dataDir, info);
   } catch (err) {
     await node.stop().catch(() => undefined);
+    await mcp.close();
     await idp.close();
     throw err;
   }
   const stop = async () => {
     await node.stop();
+    await mcp.close();
     await idp.close();
   };
   const shown = (path: string) => {
@@ -170,7 +212,7 @@ export async function startDemo(options: StartDemoOptions): Promise<RunningDemo>
     return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? path : rel;
   };
   const banner = renderBanner(node.url, info, secret, { infoFile: shown(infoFile), agentsDir: shown(join(dataDir, 'agents')), customDataDir: Boolean(options.env.MANDATE_DATA_DIR) });
-  return { node, idp, info, infoFile, secret, banner, stop };
+  return { node, idp, mcp, info, infoFile, secret, banner, stop };
 }
 
 function renderBanner(url: string, info: DemoInfoV1, secret: string, paths: { infoFile: string; agentsDir: string; customDataDir: boolean }): string {
@@ -219,6 +261,20 @@ function renderBanner(url: string, info: DemoInfoV1, secret: string, paths: { in
     '         npm run -s demo:exchange -- revoke "$MANDATE_TOKEN" --agent helpdesk-assistant',
     `  (The script reads ${paths.infoFile}: URLs and key file paths, no secrets.${paths.customDataDir ? ' Give it the same MANDATE_DATA_DIR.' : ''})`,
     '',
+    '  The gateway — an agent\'s MCP client calls Acme\'s tools through Mandate, one decision per call:',
+    '',
+    ...(info.gateway === undefined
+      ? []
+      : [
+          `  MCP gateway    ${info.gateway.url}   mandates for ${info.gateway.resource}; tools ${info.gateway.tools.join(', ')}`,
+          `  demo MCP server ${info.gateway.upstream}   DEMO ONLY: accepts only tokens Mandate minted for it, never the agent's`,
+          `  approvers      ${info.gateway.approvers.join(', ')} (role approver at the demo IdP)`,
+        ]),
+    '',
+    '  The agent\'s story, in another terminal (alice\'s outreach agent opens a task: an allowed read, a restricted',
+    '  record withheld, an out-of-plan tool denied, an e-mail that waits for carol\'s approval, the task ends):',
+    '    npm run demo:agent',
+    '',
     '  Policies: examples/policies — try `npx mandate policy test examples/policies`. Ctrl-C stops.',
     '',
   );
@@ -231,15 +287,17 @@ export const demoCommand: CliCommand = {
   usage: '',
   description: `Starts Mandate with the example policies (examples/policies), the embedded SQLite store under
 .mandate/demo/ and a credential generated for this run, bound to 127.0.0.1 only, then prints curl lines
-that ask for decisions. Also starts the token service with a DEMO ONLY identity provider (users alice and
-bob, no passwords), two demo resources and the example agents, whose keys (and the key-encryption key) are
-created under .mandate/demo/ on the first run; \`npm run demo:exchange\` then walks through a token exchange.
+that ask for decisions. Also starts the token service with a DEMO ONLY identity provider (users alice, bob
+and carol, no passwords), two demo resources and the example agents, whose keys (and the key-encryption key)
+are created under .mandate/demo/ on the first run, and a DEMO ONLY MCP server that the gateway fronts at
+/mcp/crm; \`npm run demo:exchange\` then walks through a token exchange, \`npm run demo:agent\` through an
+agent's task.
 Demo only: use \`mandate serve\` with a mandate.yaml for anything else.
 MANDATE_PORT, MANDATE_POLICY_DIR, MANDATE_DATA_DIR, MANDATE_LOG_LEVEL, MANDATE_KEK and MANDATE_DEMO_IDP_PORT apply.`,
   positionals: [],
   options: {},
   exitCodes: ['0  stopped by a signal', '1  refused to start', '2  usage error'],
-  examples: ['npm start', 'MANDATE_PORT=9090 mandate demo', 'npm run demo:exchange'],
+  examples: ['npm start', 'MANDATE_PORT=9090 mandate demo', 'npm run demo:exchange', 'npm run demo:agent'],
   async run(_args, io) {
     let demo: RunningDemo;
     try {

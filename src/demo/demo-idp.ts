@@ -26,10 +26,14 @@ export interface DemoIdpUser {
   readonly claims?: Record<string, unknown>;
 }
 
-/** The demo's users: alice (sales; Mandate role admin) and bob (support), as in examples/policies. */
+/**
+ * The demo's users, as in examples/policies: alice (sales; Mandate role admin), bob (support) and carol (IT), who
+ * runs Mandate and approves what agents may not do alone (`roles` is the claim Mandate reads for `approver`).
+ */
 export const DEMO_IDP_USERS: Readonly<Record<string, DemoIdpUser>> = {
   alice: { claims: { department: 'sales', roles: ['admin'], email: 'alice@acme.example', name: 'Alice' } },
   bob: { claims: { department: 'support', roles: [], email: 'bob@acme.example', name: 'Bob' } },
+  carol: { claims: { department: 'it', roles: ['admin', 'approver'], email: 'carol@acme.example', name: 'Carol' } },
 };
 
 /**

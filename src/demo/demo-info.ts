@@ -43,6 +43,21 @@ export const DemoInfoV1Schema = z.strictObject({
       privateJwkFile: z.string(),
     }),
   ),
+  /** The gateway in front of the demo MCP server (`npm run demo:agent`). */
+  gateway: z
+    .strictObject({
+      /** Where agents' MCP clients connect: Mandate's `/mcp/crm`. */
+      url: z.string(),
+      /** The resource (RFC 8707) agents ask mandates for; the gateway accepts only those. */
+      resource: z.string(),
+      /** The demo MCP server itself, which accepts only tokens Mandate minted for it. */
+      upstream: z.string(),
+      /** The tools the gateway knows (the server has more). */
+      tools: z.array(z.string()),
+      /** Demo users with the `approver` role. */
+      approvers: z.array(z.string()),
+    })
+    .optional(),
 });
 
 /** A parsed `demo.json`. */
