@@ -100,6 +100,13 @@ export const COMMANDS: GroupEntry = {
         rotate: command('Rotate the token signing key (the old one stays published for the overlap)', async () => (await import('./keys-rotate-command.ts')).keysRotateCommand),
       },
     },
+    gateway: {
+      kind: 'group',
+      summary: 'Review the MCP gateway upstreams',
+      commands: {
+        tools: command("List an upstream's tools and their pinning state, with the YAML that approves them", async () => (await import('./gateway-tools-command.ts')).gatewayToolsCommand),
+      },
+    },
     token: {
       kind: 'group',
       summary: 'Inspect mandates',
