@@ -25,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ConfigInvalidError } from '../core/errors.ts';
-import type { GatewayUpstream } from './gateway-config.ts';
+import type { GatewayStdio, GatewayUpstream } from './gateway-config.ts';
 
 /** What to launch. */
 export interface StdioUpstreamOptions {
@@ -562,6 +562,20 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<string>
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * The child's variables of a `stdio` upstream: its values, and its `fromEnv` names read from `env` (only those).
+ * @throws {ConfigInvalidError} when a `fromEnv` variable is not set.
+ */
+export function resolveStdioEnv(upstreamId: string, stdio: GatewayStdio, env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(stdio.env)) {
+    const resolved = typeof value === 'string' ? value : env[value.fromEnv];
+    if (resolved === undefined) throw new ConfigInvalidError(`gateway.upstreams ${upstreamId}: stdio.env.${name} reads ${typeof value === 'string' ? '' : value.fromEnv}, which is not set`);
+    out[name] = resolved;
+  }
+  return out;
+}
+
 /** The local upstreams of a gateway configuration, running. */
 export interface StdioUpstreams {
   /** Loopback endpoints by upstream id, for `registerGateway`'s `localUpstreamUrls`. */
@@ -582,14 +596,12 @@ export async function startStdioUpstreams(upstreams: readonly GatewayUpstream[],
   };
   for (const u of upstreams) {
     if (u.stdio === undefined) continue;
-    const env: Record<string, string> = {};
-    for (const [name, value] of Object.entries(u.stdio.env)) {
-      const resolved = typeof value === 'string' ? value : deps.env[value.fromEnv];
-      if (resolved === undefined) {
-        await close();
-        throw new ConfigInvalidError(`gateway.upstreams ${u.id}: stdio.env.${name} reads ${typeof value === 'string' ? '' : value.fromEnv}, which is not set`);
-      }
-      env[name] = resolved;
+    let env: Record<string, string>;
+    try {
+      env = resolveStdioEnv(u.id, u.stdio, deps.env);
+    } catch (err) {
+      await close();
+      throw err;
     }
     try {
       const s = await startStdioUpstream({ id: u.id, command: u.stdio.command, args: u.stdio.args, env, ...(u.stdio.cwd === undefined ? {} : { cwd: u.stdio.cwd }) }, deps);
