@@ -1,18 +1,19 @@
 /**
  * `npm run bench`: every benchmark prints Mandate's figure beside a baseline measured in the same run.
  * Flags: --quick (fewer iterations, shorter load), --json (machine-readable output),
- * --only decisions|http|tokens|tasks (one of the benchmarks).
+ * --only decisions|http|tokens|tasks|gateway (one of the benchmarks).
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { benchDecisions } from './decision.ts';
+import { benchGateway, printGateway } from './gateway.ts';
 import { benchHttp } from './http.ts';
 import { round } from './stats.ts';
 import { benchTasks, type TaskBenchResult, type TaskHttpResult } from './tasks.ts';
 import { benchTokens, type TokenBenchResult, type TokenHttpResult } from './tokens.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } } });
-const GROUPS = ['decisions', 'http', 'tokens', 'tasks'] as const;
+const GROUPS = ['decisions', 'http', 'tokens', 'tasks', 'gateway'] as const;
 if (values.only !== undefined && !(GROUPS as readonly string[]).includes(values.only)) {
   console.error(`--only: found "${values.only}", expected one of: ${GROUPS.join(', ')}`);
   process.exit(2);
@@ -26,15 +27,17 @@ const decisions = runs('decisions') ? await benchDecisions([[10, 2], [10, 10], [
 const http = runs('http') ? await benchHttp(durationSeconds) : { targets: [], ratio: `not measured (--only ${values.only})` };
 const tokens = runs('tokens') ? await benchTokens(durationSeconds, values.quick ? 2_000 : 10_000) : undefined;
 const tasks = runs('tasks') ? await benchTasks({ iterations: values.quick ? 100 : 500, seconds: durationSeconds, openTasks: values.quick ? 2_000 : 10_000 }) : undefined;
+const gateway = runs('gateway') ? await benchGateway(durationSeconds, 3, values.quick ? 2 : 4) : undefined;
 
 if (values.json) {
-  console.log(JSON.stringify({ env, decisions, http, tokens, tasks }, null, 2));
+  console.log(JSON.stringify({ env, decisions, http, tokens, tasks, gateway }, null, 2));
 } else {
   console.log(`# Mandate benchmarks — ${env.date}\nNode ${env.node}, ${env.cpus} × ${env.cpu}\n`);
   if (runs('decisions')) printDecisions();
   if (runs('http')) printHttp();
   if (tokens !== undefined) printTokens(tokens);
   if (tasks !== undefined) printTasks(tasks);
+  if (gateway !== undefined) printGateway(gateway);
 }
 
 function printDecisions(): void {
