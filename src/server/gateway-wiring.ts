@@ -78,7 +78,11 @@ export function registerGateway(app: FastifyInstance, ctx: ServerContext, option
   const upstreams = new Map<string, UpstreamConfig>(config.upstreams.map((u) => [u.id, { id: u.id, url: upstreamUrl(u, options.localUpstreamUrls), resource: u.resource }]));
   registerMcpGateway(app, {
     upstreams,
-    authenticate: (req) => options.authenticate(req),
+    // DPoP's htu is the URL the client called: Mandate's public origin, whatever the resource identifier is.
+    authenticate: (req) => {
+      const called = new URL(req.url);
+      return options.authenticate({ ...req, url: `${new URL(options.issuer()).origin}${called.pathname}${called.search}` });
+    },
     authorize: authorizer,
     async upstreamHeaders(caller, upstream): Promise<Record<string, string>> {
       const u = byId.get(upstream.id);

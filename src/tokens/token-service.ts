@@ -644,6 +644,8 @@ export function createTokenService(deps: TokenServiceDeps) {
       if (task0.status === 'open') await closeTask(task0, 'revoked', 'refresh_token_misuse', client.principal.id);
       throw new InvalidGrantError('this refresh token was issued to another client; the task has been revoked');
     }
+    // A task that ended burned its refresh tokens: say that, not "reused".
+    if (task0.status !== 'open') throw new InvalidGrantError(`the task has ended (${task0.status}: ${task0.endReason ?? 'no reason recorded'})`);
     if (rec.usedAt !== undefined) {
       if (task0.status === 'open') await closeTask(task0, 'revoked', 'refresh_token_reuse', client.principal.id);
       throw new InvalidGrantError('this refresh token was already used; a reused refresh token revokes its task');
