@@ -12,7 +12,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeJwt, exportJWK, SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -24,21 +24,10 @@ import { startMandate } from '../../src/cli/start-mandate.ts';
 import { createLogger } from '../../src/server/index.ts';
 import { generateKek } from '../../src/tokens/key-encryption.ts';
 import { MandateClient } from '../../src/sdk/index.ts';
+import { AUD, EXAMPLES, ISS, newKey } from '../fixtures/oauth-world.ts';
 
-const EXAMPLES = new URL('../../examples/policies', import.meta.url).pathname;
-const AUD = 'https://mandate.test/';
-const ISS = 'https://corp-idp.test';
 const CRM_RESOURCE = 'https://mandate.test/mcp/crm';
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-async function newKey(kid: string): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 async function startUpstream() {
   const seen: IncomingHttpHeaders[] = [];

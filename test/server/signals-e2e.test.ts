@@ -11,28 +11,17 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { createRemoteJWKSet, jwtVerify, SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.ts';
 import { startMandate } from '../../src/cli/start-mandate.ts';
 import { createLogger } from '../../src/server/index.ts';
 import { generateKek } from '../../src/tokens/key-encryption.ts';
+import { AUD, EXAMPLES, ISS, newKey, type Key } from '../fixtures/oauth-world.ts';
 
-const EXAMPLES = new URL('../../examples/policies', import.meta.url).pathname;
 const CRM = 'https://crm.test/mcp';
-const AUD = 'https://mandate.test/';
-const ISS = 'https://corp-idp.test';
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-async function newKey(kid: string): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 function listen(handler: (req: IncomingMessage, body: string) => { status: number; body?: string; type?: string }): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {

@@ -10,7 +10,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeJwt, SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import type { AuditEvent } from '../../src/audit/audit-event.ts';
 import { generateCredentialSecret, hashCredential } from '../../src/config/credentials.ts';
@@ -19,24 +19,10 @@ import { startMandate, type RunningMandate } from '../../src/cli/start-mandate.t
 import { createLogger } from '../../src/server/index.ts';
 import { generateKek } from '../../src/tokens/key-encryption.ts';
 import { expectProblem } from './harness.ts';
+import { ACCESS_TOKEN, AUD, EXAMPLES, EXCHANGE, ISS, JWT_BEARER, newKey, type Key } from '../fixtures/oauth-world.ts';
 
-const EXAMPLES = new URL('../../examples/policies', import.meta.url).pathname;
 const CRM = 'https://crm.test/mcp';
-const AUD = 'https://mandate.test/';
-const ISS = 'https://corp-idp.test';
-const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-async function newKey(kid: string): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 /** Credentials (pre-shared, `authzen.credentials`) by the scopes they hold. */
 const CREDENTIALS = {

@@ -10,31 +10,17 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.ts';
 import { startMandate, type RunningMandate } from '../../src/cli/start-mandate.ts';
 import { createLogger } from '../../src/server/index.ts';
 import { generateKek } from '../../src/tokens/key-encryption.ts';
+import { ACCESS_TOKEN, AUD, EXAMPLES, EXCHANGE, ISS, JWT_BEARER, newKey, type Key } from '../fixtures/oauth-world.ts';
 
-const EXAMPLES = new URL('../../examples/policies', import.meta.url).pathname;
 const DESK = 'https://support.test/mcp';
 const CRM = 'https://crm.test/mcp';
-const AUD = 'https://mandate.test/';
-const ISS = 'https://corp-idp.test';
-const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-interface Key {
-  kid: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-async function newKey(kid: string): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
 
 interface World {
   node: RunningMandate;
