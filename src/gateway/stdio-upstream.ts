@@ -622,7 +622,8 @@ export function withLocalUpstreams<C extends { ok: true; detail?: unknown } | { 
   const localUpstreams = statuses.map((s) => ({ id: s.id, state: s.state, restarts: s.restarts }));
   const down = statuses.find((s) => s.state !== 'ready');
   const detail = { ...(base.detail === undefined ? {} : { sources: base.detail }), localUpstreams };
-  if (!base.ok) return { ...base, detail };
-  if (down !== undefined) return { ok: false, reason: `the local MCP upstream ${down.id} is ${down.state}`, detail };
+  // Reported, not failing: a crash-looping tool must not take the whole node (decisions, tokens) out of rotation;
+  // calls to that upstream fail on their own (502) while it restarts.
+  void down;
   return { ...base, detail };
 }
