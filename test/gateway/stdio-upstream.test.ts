@@ -159,6 +159,6 @@ test('readiness reports local upstreams; one that is down is reported but does n
   const restarting = { id: 'b', state: 'restarting' as const, restarts: 3 };
   const down = withLocalUpstreams({ ok: true }, [ready, restarting]);
   assert.equal(down.ok, true);
-  assert.deepEqual((down as { detail: { localUpstreams: unknown[] } }).detail.localUpstreams, [ready, restarting]);
+  assert.deepEqual((down as unknown as { detail: { localUpstreams: unknown[] } }).detail.localUpstreams, [ready, restarting]);
   assert.equal(withLocalUpstreams({ ok: false, reason: 'keys unavailable' }, [ready]).ok, false, 'the identity check itself still decides');
 });
