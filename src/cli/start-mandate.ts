@@ -23,6 +23,7 @@ import { startSignalNode, type SignalNode } from '../signals/signal-node.ts';
 import type { TaskRecord } from '../store/store.ts';
 import { OAUTH_PATHS } from '../server/oauth-routes.ts';
 import { startStdioUpstreams, withLocalUpstreams, type StdioUpstreams } from '../gateway/stdio-upstream.ts';
+import { startVault } from '../gateway/vault-node.ts';
 
 /** How often open tasks are checked for their duration and idle limits, ms. */
 const TASK_SWEEP_INTERVAL_MS = 5000;
@@ -153,7 +154,9 @@ export async function startMandate(
     }
     if (gatewayOn && config.gateway.upstreams.some((u) => u.stdio !== undefined)) localUpstreams = await startStdioUpstreams(config.gateway.upstreams, { logger, env: options.env ?? process.env });
     const local = localUpstreams;
+    const vault = node === undefined ? undefined : startVault({ gateway: config.gateway, outbound: config.identity.outbound, store: store.vault, seal: node.seal, open: node.open, env: options.env ?? process.env, clock: systemClock });
     server = await createServer({
+      ...(vault === undefined || node === undefined ? {} : { vault: { vault, authenticateUser: node.authenticateUser } }),
       onTasksClosed: tasksClosed,
       ...(node === undefined || !gatewayOn
         ? {}
@@ -169,6 +172,7 @@ export async function startMandate(
               issuer: node.issuer,
               dpopAlgorithms: node.dpop.algorithms,
               ...(local === undefined ? {} : { localUpstreamUrls: local.urls }),
+              ...(vault === undefined ? {} : { vault }),
             },
           }),
       ...(signalNode === undefined || node === undefined

@@ -176,7 +176,7 @@ test('a credential entry that is a bare string is not echoed; scopes are checked
     'authzen.credentials[0]: found a string of 20 characters, expected a mapping with id, hash and optional scopes',
   ]);
   assert.deepEqual(messages(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, admin] }\n`), [
-    'authzen.credentials[0].scopes[1]: found string "admin", expected a list of scopes, each one of: evaluate, policy:read, policy:reload, principals:read, principals:write, tasks:read, tasks:write, users:read, users:write, lockdown, signals:manage',
+    'authzen.credentials[0].scopes[1]: found string "admin", expected a list of scopes, each one of: evaluate, policy:read, policy:reload, principals:read, principals:write, tasks:read, tasks:write, users:read, users:write, lockdown, signals:manage, vault:admin',
   ]);
   const c = parse(`authzen:\n  credentials:\n    - { id: a, hash: "${HASH_A}", scopes: [evaluate, "policy:read"] }\n`);
   assert.deepEqual(c.authzen.credentials, [{ id: 'a', hash: HASH_A, scopes: ['evaluate', 'policy:read'] }]);

@@ -63,10 +63,23 @@ export const GatewayUpstreamSchema = z
     /**
      * How the gateway authenticates upstream. `token_exchange`: Mandate mints a short-lived token for `audience`
      * (sub = the user, act = the agent chain extended with the gateway). `none`: the upstream has no notion of a
-     * user and is reached with no credential (reported as such).
+     * user and is reached with no credential (reported as such). `vault`: the credential the user connected for
+     * this upstream (`PUT /vault/v1/credentials/<id>`), refreshed at `tokenEndpoint` (src/gateway/vault.ts).
      */
     credential: z
-      .discriminatedUnion('type', [z.strictObject({ type: z.literal('token_exchange'), audience: z.string().min(1).max(2048) }), z.strictObject({ type: z.literal('none') })])
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('token_exchange'), audience: z.string().min(1).max(2048) }),
+        z.strictObject({ type: z.literal('none') }),
+        z.strictObject({
+          type: z.literal('vault'),
+          /** The OAuth token endpoint for the `refresh_token` grant (RFC 6749 §6); absent: expired credentials are not refreshed. */
+          tokenEndpoint: httpUrl().optional(),
+          /** The client id Mandate refreshes as. */
+          clientId: z.string().min(1).max(256).optional(),
+          /** The environment variable holding the client secret (HTTP Basic client authentication, RFC 6749 §2.3.1). */
+          clientSecretEnv: z.string().regex(ENV_NAME, { error: 'an environment variable name' }).optional(),
+        }),
+      ])
       .default({ type: 'none' }),
     tools: z.record(z.string().regex(NAME), Entry).default({}),
     resources: z.record(z.string().min(1).max(2048), Entry).default({}),

@@ -56,6 +56,8 @@ export interface UpstreamConfig {
 export interface GatewayCaller {
   /** The user the agent acts for (`sub`); absent for a service acting for itself. */
   userSub?: string;
+  /** The issuer of that user at their IdP (the mandate's `sub_id`, RFC 9493 `iss_sub`), when the mandate names it. */
+  userIss?: string;
   /** The OAuth client that holds the mandate (the agent or service). */
   clientId: string;
   /** The delegation chain (`act`), outermost first; empty when nobody acts for another. */

@@ -36,6 +36,7 @@ export const MANDATE_API_SCOPES = [
   'users:write',
   'lockdown',
   'signals:manage',
+  'vault:admin',
 ] as const;
 
 export const PRINCIPAL_STATUSES = ['active', 'suspended', 'quarantined', 'retired'] as const satisfies readonly PrincipalStatus[];

@@ -32,6 +32,7 @@ import type { StepGate } from '../tasks/step-gate.ts';
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from './approval-routes.ts';
 import { registerSsfRoutes, type SsfRoutesDeps } from '../signals/ssf-routes.ts';
 import { registerGateway, type GatewayServerOptions } from './gateway-wiring.ts';
+import { registerVaultRoutes, type VaultRoutesDeps } from './vault-routes.ts';
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -65,6 +66,8 @@ export interface CreateServerOptions {
   signals?: SsfRoutesDeps;
   /** The MCP gateway (`/mcp/<upstream>`). */
   gateway?: GatewayServerOptions;
+  /** The gateway vault's API (`/vault/v1/...`): users' credentials for `vault` upstreams. */
+  vault?: VaultRoutesDeps;
 }
 
 /** A created server. */
@@ -288,6 +291,7 @@ export async function createServer(options: CreateServerOptions): Promise<Mandat
   if (options.approvals !== undefined) registerApprovalRoutes(app, ctx, options.approvals);
   if (options.signals !== undefined) registerSsfRoutes(app, options.signals);
   if (options.gateway !== undefined) registerGateway(app, ctx, options.gateway);
+  if (options.vault !== undefined) registerVaultRoutes(app, ctx, options.vault);
   metrics.setPolicyVersion(engine.current()?.version);
   await app.ready();
 

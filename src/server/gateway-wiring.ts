@@ -12,6 +12,7 @@ import { registerMcpGateway } from '../gateway/mcp-gateway.ts';
 import { registerExtAuthz } from '../gateway/ext-authz.ts';
 import { registerHttpToolProxy, type AuthenticatedCaller, type CallerAuthenticator, type GatewayDecider } from '../gateway/http-routes.ts';
 import type { GatewayAuthRequest, GatewayCaller, JsonRpcResponseMessage, UpstreamConfig } from '../gateway/types.ts';
+import type { UpstreamCredentialSource } from '../gateway/vault.ts';
 import type { RequestAuditContext } from './audit-events.ts';
 import { createRequestDecider } from './decide-request.ts';
 import type { ServerContext } from './server-context.ts';
@@ -27,6 +28,8 @@ export interface GatewayServerOptions {
   dpopAlgorithms: readonly string[];
   /** The loopback endpoints of the local (`stdio`) upstreams, by id (src/gateway/stdio-upstream.ts). */
   localUpstreamUrls?: ReadonlyMap<string, string>;
+  /** The users' connected credentials, for `vault` upstreams (src/gateway/vault.ts). */
+  vault?: UpstreamCredentialSource;
 }
 
 const LIST_METHODS = new Set<string>(['tools/list', 'resources/list', 'prompts/list']);
@@ -88,6 +91,11 @@ export function registerGateway(app: FastifyInstance, ctx: ServerContext, option
       const u = byId.get(upstream.id);
       // A local upstream is reached over a private loopback path and has no use for a token.
       if (u === undefined || u.credential.type === 'none' || u.stdio !== undefined) return {};
+      if (u.credential.type === 'vault') {
+        // Fail closed: no vault, or no credential of this user, and the call never reaches the upstream.
+        if (options.vault === undefined) throw new TypeError(`gateway upstream ${u.id}: a vault upstream needs the vault`);
+        return { authorization: `Bearer ${await options.vault.accessToken(u.id, { ...(caller.userIss === undefined ? {} : { iss: caller.userIss }), ...(caller.userSub === undefined ? {} : { sub: caller.userSub }) })}` };
+      }
       return { authorization: `Bearer ${await options.mintUpstreamToken(caller, u.credential.audience)}` };
     },
     resourceMetadataUrl: (id) => `${options.issuer()}/.well-known/oauth-protected-resource/mcp/${id}`,

@@ -21,6 +21,7 @@ import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
 import { createSqliteIdentityStores } from './sqlite-identity.ts';
 import { createSqliteTaskStores } from './sqlite-tasks.ts';
 import { createSqliteStreamStore } from './sqlite-streams.ts';
+import { createSqliteVaultStore } from './sqlite-vault.ts';
 import type { SsfStreamStore } from '../signals/stream-store.ts';
 import type { Migration } from './migrations/migration.ts';
 import { sqliteMigrations } from './migrations/sqlite-migrations.ts';
@@ -37,6 +38,7 @@ import {
   type TokenStore,
   type TaskStore,
   type ApprovalStore,
+  type VaultStore,
   type UserStatusStore,
   type RevocationFeedStore,
   type LockdownStore,
@@ -173,6 +175,8 @@ export class SqliteStore implements Store {
   readonly lockdown: LockdownStore;
   /** Shared Signals streams. */
   readonly ssfStreams: SsfStreamStore;
+  /** Per-user upstream credentials. */
+  readonly vault: VaultStore;
 
   #db: BetterSqlite3.Database | undefined;
   readonly #clock: Clock;
@@ -255,6 +259,7 @@ export class SqliteStore implements Store {
     this.revocations = taskStores.revocations;
     this.lockdown = taskStores.lockdown;
     this.ssfStreams = createSqliteStreamStore(db, (op, fn) => this.#run(op, fn));
+    this.vault = createSqliteVaultStore(db, (op, fn) => this.#run(op, fn), (event) => insert.run(toRow(event)));
     this.meta = {
       get: async (key) => {
         if (typeof key !== 'string' || key === '') throw new TypeError('meta.get: key must be a non-empty string');

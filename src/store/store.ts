@@ -320,6 +320,48 @@ export interface RevocationFeedStore {
   since(afterSeq: number, limit: number): Promise<RevocationEntry[]>;
 }
 
+/** The user whose credential a vault row holds: their IdP issuer and subject. */
+export interface VaultUser {
+  readonly iss: string;
+  readonly sub: string;
+}
+
+/**
+ * A credential a user connected for one gateway upstream (e.g. an OAuth access token for a SaaS API). The tokens
+ * are compact JWEs sealed under the KEK by the caller; the store never sees a plaintext secret.
+ */
+export interface UserCredentialRecord {
+  readonly upstream: string;
+  readonly user: VaultUser;
+  /** The access token, sealed (KEK); empty once revoked. */
+  readonly sealedAccessToken: string;
+  /** The refresh token, sealed (KEK), when the user connected one. */
+  readonly sealedRefreshToken?: string;
+  /** When the access token expires (epoch ms); absent when it was connected without `expires_in`. */
+  readonly expiresAt?: number;
+  /** Epoch ms. */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly revokedAt?: number;
+}
+
+/** Per-user upstream credentials (the gateway vault). Every write commits with its audit event in one transaction. */
+export interface VaultStore {
+  /** Connects or replaces the user's credential for `record.upstream` (a revoked one is connected again). */
+  put(record: UserCredentialRecord, event: NewAuditEventV1): Promise<void>;
+  /** The row for this user and upstream, revoked or not. */
+  get(upstream: string, user: VaultUser): Promise<UserCredentialRecord | undefined>;
+  /** The user's rows that are not revoked, by upstream. */
+  listByUser(user: VaultUser): Promise<UserCredentialRecord[]>;
+  /**
+   * Stores refreshed tokens if the row is still the one that was read (`expectedUpdatedAt`) and not revoked;
+   * resolves whether it was stored (false: a revocation or another refresh came first).
+   */
+  refresh(upstream: string, user: VaultUser, expectedUpdatedAt: number, next: { sealedAccessToken: string; sealedRefreshToken?: string; expiresAt?: number; atMs: number }, event: NewAuditEventV1): Promise<boolean>;
+  /** Revokes the credential and wipes its sealed tokens; resolves false when there was none to revoke. */
+  revoke(upstream: string, user: VaultUser, atMs: number, event: NewAuditEventV1): Promise<boolean>;
+}
+
 /** Mandate's persistent state behind one async interface; implementations: `SqliteStore` (later: PostgreSQL). */
 export interface Store {
   /** Which implementation this is. */
@@ -352,6 +394,8 @@ export interface Store {
   readonly lockdown: LockdownStore;
   /** Shared Signals streams Mandate transmits on. */
   readonly ssfStreams: SsfStreamStore;
+  /** Per-user upstream credentials (the gateway vault). */
+  readonly vault: VaultStore;
   /** Closes the store; idempotent. Calls after `close()` reject with `StoreUnavailableError`. */
   close(): Promise<void>;
 }

@@ -397,6 +397,7 @@ export async function startTokenNode(options: TokenNodeOptions): Promise<TokenNo
     }
     return {
       ...(claims.on_behalf_of === 'user' ? { userSub: claims.sub } : {}),
+      ...(claims.on_behalf_of === 'user' && claims.sub_id?.iss !== undefined ? { userIss: claims.sub_id.iss } : {}),
       clientId: claims.client_id,
       actors: claims.act === undefined ? [] : actorList(claims.act),
       ...(record.taskId === undefined ? {} : { taskId: record.taskId }),

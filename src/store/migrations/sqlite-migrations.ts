@@ -261,4 +261,25 @@ export const sqliteMigrations: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN user_attrs TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(user_attrs));
     `,
   },
+  {
+    version: 7,
+    name: 'user_credentials',
+    sql: `
+      -- The gateway vault: credentials users connected for upstreams (e.g. OAuth tokens for a SaaS API). The tokens
+      -- are compact JWEs sealed under the KEK and bound to their row; a revoked row keeps no token.
+      CREATE TABLE user_credentials (
+        upstream             TEXT NOT NULL,
+        user_iss             TEXT NOT NULL,
+        user_sub             TEXT NOT NULL,
+        sealed_access_token  TEXT NOT NULL,
+        sealed_refresh_token TEXT,
+        expires_at           INTEGER,
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        revoked_at           INTEGER,
+        PRIMARY KEY (upstream, user_iss, user_sub)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX user_credentials_user ON user_credentials (user_iss, user_sub);
+    `,
+  },
 ];
