@@ -5,12 +5,10 @@
  * pinned to the address checked (no DNS rebinding), one deadline for the whole exchange, and a bounded response
  * body. Redirects are never followed: a push endpoint that redirects is misconfigured (RFC 8935 defines none).
  */
-import { lookup as dnsLookup } from 'node:dns/promises';
-import type { LookupAddress, LookupOptions } from 'node:dns';
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { isBlockedAddress, OutboundFetchError, OutboundRefusedError, type HostResolver, type ResolvedAddress } from '../identity/outbound.ts';
+import { isBlockedAddress, OutboundRefusedError, type HostResolver } from '../identity/outbound.ts';
+import { createGuardedPost, loggableUrl } from '../identity/guarded-post.ts';
 import type { OutboundPolicy } from '../identity/types.ts';
 
 /** What the receiver answered. */
@@ -28,15 +26,6 @@ export type PushSet = (endpointUrl: string, set: string, options?: { authorizati
 
 /** Largest error body read from a receiver (it is only parsed for `err`). */
 const MAX_ERROR_BODY = 16 * 1024;
-
-const systemResolve: HostResolver = async (hostname) => {
-  const answers = await dnsLookup(hostname, { all: true, verbatim: true });
-  return answers.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
-};
-
-function loggable(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
-}
 
 /**
  * Checks a push endpoint URL without resolving it (at stream creation): scheme, credentials, fragment, and a
@@ -70,30 +59,7 @@ export interface PushSetOptions {
  * const { status } = await push(stream.delivery.endpointUrl, set);
  */
 export function createPushSet(policy: OutboundPolicy, options: PushSetOptions = {}): PushSet {
-  const resolve = options.resolve ?? systemResolve;
-  const allowHosts = new Set(policy.allowHosts.map((h) => h.toLowerCase().replace(/\.$/, '')));
-
-  async function checkTarget(url: URL): Promise<ResolvedAddress | undefined> {
-    const detail = `url ${loggable(url)}`;
-    const problem = pushEndpointProblem(url.href, policy);
-    if (problem !== undefined) throw new OutboundRefusedError(problem.includes('private') || problem.includes('loopback') ? 'private_address' : 'scheme', `push refused: ${problem}`, { detail });
-    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
-    if (isIP(host) !== 0) return undefined;
-    const trusted = policy.allowPrivateNetworks || allowHosts.has(host);
-    let addresses: readonly ResolvedAddress[];
-    try {
-      addresses = await resolve(host);
-    } catch (cause) {
-      throw new OutboundFetchError('dns', 'push failed: the host name did not resolve', { detail, cause });
-    }
-    if (addresses.length === 0) throw new OutboundFetchError('dns', 'push failed: the host name did not resolve', { detail });
-    if (!trusted && addresses.some((a) => isBlockedAddress(a.address))) {
-      throw new OutboundRefusedError('private_address', 'push refused: the host resolves to a private or special-use address (outbound.allowPrivateNetworks, outbound.allowHosts)', {
-        detail: `${detail} resolves to ${addresses.map((a) => a.address).join(', ')}`,
-      });
-    }
-    return addresses[0];
-  }
+  const post = createGuardedPost(policy, options.resolve === undefined ? {} : { resolve: options.resolve });
 
   function readBody(response: IncomingMessage, limit: number): Promise<Buffer | undefined> {
     return new Promise((resolveBody) => {
@@ -123,51 +89,20 @@ export function createPushSet(policy: OutboundPolicy, options: PushSetOptions = 
   return async function pushSet(endpointUrl, set, pushOptions = {}) {
     if (!URL.canParse(endpointUrl)) throw new OutboundRefusedError('bad_url', 'push refused: not a valid absolute URL');
     const url = new URL(endpointUrl);
-    const detail = `url ${loggable(url)}`;
-    const pinned = await checkTarget(url);
-    const signal = AbortSignal.timeout(policy.timeoutMs);
-    const body = Buffer.from(set, 'utf8');
-    const requestOptions: RequestOptions = {
-      method: 'POST',
-      protocol: url.protocol,
-      hostname: url.hostname.replace(/^\[|\]$/g, ''),
-      port: url.port === '' ? undefined : Number(url.port),
-      path: `${url.pathname}${url.search}`,
+    const problem = pushEndpointProblem(url.href, policy);
+    if (problem !== undefined) throw new OutboundRefusedError(problem.includes('private') || problem.includes('loopback') ? 'private_address' : 'scheme', `push refused: ${problem}`, { detail: `url ${loggableUrl(url)}` });
+    const { response, status } = await post({
+      url,
       headers: {
         'content-type': 'application/secevent+jwt',
         accept: 'application/json',
-        'accept-encoding': 'identity',
-        'user-agent': 'mandate',
-        'content-length': String(body.length),
         ...(pushOptions.authorization === undefined ? {} : { authorization: pushOptions.authorization }),
       },
-      agent: false,
-      signal,
-    };
-    if (pinned !== undefined) {
-      requestOptions.lookup = ((_hostname: string, lookupOptions: LookupOptions, callback: (...args: unknown[]) => void) => {
-        if (lookupOptions.all === true) callback(null, [{ address: pinned.address, family: pinned.family } satisfies LookupAddress]);
-        else callback(null, pinned.address, pinned.family);
-      }) as RequestOptions['lookup'];
-    }
-    let response: IncomingMessage;
-    try {
-      response = await new Promise<IncomingMessage>((resolveResponse, reject) => {
-        const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(requestOptions, resolveResponse);
-        req.on('error', reject);
-        req.end(body);
-      });
-    } catch (cause) {
-      if (signal.aborted) throw new OutboundFetchError('timeout', 'push timed out', { detail, cause });
-      throw new OutboundFetchError('network', 'push failed: the receiver could not be reached', { detail, cause });
-    }
-    const status = response.statusCode ?? 0;
+      body: Buffer.from(set, 'utf8'),
+      what: 'push',
+    });
     const retryAfter = Number(response.headers['retry-after']);
     const retryAfterSeconds = Number.isSafeInteger(retryAfter) && retryAfter >= 0 ? retryAfter : undefined;
-    if (status >= 300 && status < 400) {
-      response.destroy();
-      throw new OutboundRefusedError('redirect', `push refused: the receiver answered a redirect (HTTP ${status}); push endpoints are not redirected`, { detail });
-    }
     if (status >= 200 && status < 300) {
       response.resume();
       return { status };
