@@ -64,7 +64,7 @@ not contacted: its token is minted per caller, and the command has none.`,
     }
     if (upstream.url !== undefined && upstream.credential.type !== 'none') {
       io.stderr(
-        `mandate gateway tools: upstream ${upstream.id} is reached with a token Mandate mints for each caller (credential ${upstream.credential.type}); ` +
+        `mandate gateway tools: upstream ${upstream.id} is reached with a per-caller credential (${upstream.credential.type === 'vault' ? "the user's own, from the vault" : 'a token Mandate mints for each caller'}); ` +
           'this command has no caller and does not contact it. List its tools from its own administration, or through the gateway with a mandate.\n',
       );
       return EXIT_FAILURE;

@@ -75,7 +75,7 @@ test('an upstream reached with a minted token is not contacted; an unknown upstr
   const remote = await fx.run(['gateway', 'tools', 'remote']);
   assert.equal(remote.code, 1);
   assert.equal(remote.stdout, '');
-  assert.match(remote.stderr, /token Mandate mints for each caller \(credential token_exchange\)/);
+  assert.match(remote.stderr, /per-caller credential \(a token Mandate mints for each caller\)/);
   const unknown = await fx.run(['gateway', 'tools', 'nope']);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /ERR_NOT_FOUND: no upstream "nope" in gateway.upstreams; configured: local, remote/);
