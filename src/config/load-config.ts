@@ -4,7 +4,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
+import { yamlLocator } from './yaml-locate.ts';
 import { ConfigInvalidError } from '../core/errors.ts';
 import {
   configInvalidError,
@@ -259,30 +260,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): MandateC
   });
   if (issues.length > 0) throw configInvalidError(options.source, issues);
 
-  const locate: Locate = (path, keyOnly = false) => {
-    let node: unknown = doc.contents;
-    let last: { line: number; column: number } | undefined;
-    const here = (n: unknown) => {
-      const range = (n as YamlNode | null)?.range;
-      return range ? pos(range[0]) : undefined;
-    };
-    last = here(node);
-    for (let i = 0; i < path.length; i++) {
-      const seg = path[i];
-      if (isMap(node)) {
-        const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === seg);
-        if (pair === undefined) return last;
-        if (keyOnly && i === path.length - 1) return here(pair.key) ?? last;
-        node = pair.value;
-      } else if (isSeq(node) && typeof seg === 'number') {
-        node = node.items[seg];
-      } else {
-        return last;
-      }
-      last = here(node) ?? last;
-    }
-    return last;
-  };
+  const locate: Locate = yamlLocator(doc, pos);
 
   let raw: unknown;
   try {

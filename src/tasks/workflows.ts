@@ -15,7 +15,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
+import { yamlLocator } from '../config/yaml-locate.ts';
 import { z } from 'zod';
 import { fromZodIssues, formatKeyPath, describeFound } from '../config/config-issues.ts';
 import { PolicySetInvalidError } from '../core/errors.ts';
@@ -319,29 +320,7 @@ export function parseWorkflowFile(file: PolicySourceFile, ajv: Ajv2020 = createA
   if (diagnostics.length > 0) return { diagnostics };
 
   /** Line and column of the value (or, with keyOnly, the key) at a key path; the nearest existing parent otherwise. */
-  const locate = (path: readonly PropertyKey[], keyOnly = false): { line: number; column: number } | undefined => {
-    let node: unknown = doc.contents;
-    const here = (n: unknown) => {
-      const range = (n as YamlNode | null)?.range;
-      return range ? pos(range[0]) : undefined;
-    };
-    let last = here(node);
-    for (let i = 0; i < path.length; i++) {
-      const seg = path[i];
-      if (isMap(node)) {
-        const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === seg);
-        if (pair === undefined) return last;
-        if (keyOnly && i === path.length - 1) return here(pair.key) ?? last;
-        node = pair.value;
-      } else if (isSeq(node) && typeof seg === 'number') {
-        node = node.items[seg];
-      } else {
-        return last;
-      }
-      last = here(node) ?? last;
-    }
-    return last;
-  };
+  const locate = yamlLocator(doc, pos);
 
   let raw: unknown;
   try {

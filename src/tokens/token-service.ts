@@ -211,6 +211,18 @@ function required(form: OAuthForm, name: string): string {
   return v;
 }
 
+/** The `scope` parameter as a list; `invalid_scope` when malformed or empty (nothing is granted by default). */
+function requestedScopes(form: OAuthForm, whenEmpty: string): string[] {
+  let requested: string[];
+  try {
+    requested = parseScope(oneParam(form, 'scope'));
+  } catch (err) {
+    throw new InvalidScopeError((err as Error).message);
+  }
+  if (requested.length === 0) throw new InvalidScopeError(whenEmpty);
+  return requested;
+}
+
 function summarise(verdicts: readonly ScopeVerdict[]): string {
   return verdicts
     .filter((v) => !v.granted)
@@ -403,13 +415,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (subjectType !== TOKEN_TYPE_ACCESS_TOKEN && subjectType !== TOKEN_TYPE_JWT) {
       throw new InvalidRequestError(`subject_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN} or ${TOKEN_TYPE_JWT}`);
     }
-    let requested: string[];
-    try {
-      requested = parseScope(oneParam(form, 'scope'));
-    } catch (err) {
-      throw new InvalidScopeError((err as Error).message);
-    }
-    if (requested.length === 0) throw new InvalidScopeError('ask for the scopes the task needs with the scope parameter; none are granted by default');
+    let requested = requestedScopes(form, 'ask for the scopes the task needs with the scope parameter; none are granted by default');
     await assertNotLocked();
     const rawDetails = oneParam(form, 'authorization_details');
     if (rawDetails !== undefined && deps.tasks === undefined) throw new InvalidAuthorizationDetailsError('this server does not open tasks: authorization_details is not supported');
@@ -661,13 +667,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (rec.jkt !== undefined && jkt !== rec.jkt) {
       throw new InvalidDpopProofError('this refresh token is bound to a DPoP key: send a proof signed by that key', { site: 'token' });
     }
-    let requested: string[];
-    try {
-      requested = parseScope(oneParam(form, 'scope'));
-    } catch (err) {
-      throw new InvalidScopeError((err as Error).message);
-    }
-    if (requested.length === 0) throw new InvalidScopeError('name the scopes this mandate needs with the scope parameter');
+    const requested = requestedScopes(form, 'name the scopes this mandate needs with the scope parameter');
     const resource = findResource(form, client);
     const userJson = taskUserEntity(task);
     const may = mayRun(task.userSub, [client.principal], workflow, userJson);
@@ -752,13 +752,7 @@ export function createTokenService(deps: TokenServiceDeps) {
   const clientCredentials = async (form: OAuthForm, client: AuthenticatedClient, ctx: OAuthRequestContext): Promise<TokenResponse> => {
     // Machine-only work is for services. An agent always acts for someone: it exchanges that person's token.
     if (client.kind !== 'service') throw new UnauthorizedClientError('client_credentials is for registered services; an agent exchanges the token of the user it acts for (token exchange)');
-    let requested: string[];
-    try {
-      requested = parseScope(oneParam(form, 'scope'));
-    } catch (err) {
-      throw new InvalidScopeError((err as Error).message);
-    }
-    if (requested.length === 0) throw new InvalidScopeError('ask for the scopes you need with the scope parameter; none are granted by default');
+    const requested = requestedScopes(form, 'ask for the scopes you need with the scope parameter; none are granted by default');
     const target = oneParam(form, 'resource') ?? oneParam(form, 'audience');
     const forApi = deps.apiScopes !== undefined && target !== undefined && target.replace(/\/+$/, '') === deps.issuer() && (oneParam(form, 'resource') ?? target) === (oneParam(form, 'audience') ?? target);
     const resource: ResourceConfig = forApi ? { uri: deps.issuer(), scopes: {} } : findResource(form, client);
