@@ -16,10 +16,9 @@ export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approve
 // The approval API's id syntax (src/server/approval-routes.ts): the step gate makes `apr_<uuid>`.
 const APPROVAL_ID = /^apr_[A-Za-z0-9-]{1,80}$/;
 
-/** The status a person sees at `nowMs`: an undecided request whose deadline passed can no longer be decided. */
-export function approvalStatus(a: ApprovalRecord, nowMs: number): ApprovalStatus {
-  return a.status === 'pending' && a.expiresAt <= nowMs ? 'expired' : a.status;
-}
+import { approvalStatus, approvalView } from '../server/approval-routes.ts';
+
+export { approvalStatus, approvalView };
 
 /** The `<id>` positional of an approval, checked. */
 export function approvalIdArgument(args: CliArgs): string {
@@ -30,24 +29,6 @@ export function approvalIdArgument(args: CliArgs): string {
 }
 
 const iso = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
-
-/** An approval as the approval API shows it (`GET /approvals/v1/:id`), so that scripts read one shape. */
-export function approvalView(a: ApprovalRecord, nowMs: number): Record<string, unknown> {
-  return {
-    id: a.id,
-    status: approvalStatus(a, nowMs),
-    ...(a.taskId === undefined ? {} : { task_id: a.taskId }),
-    user: a.userSub,
-    actors: a.actors,
-    action: a.action,
-    resource: a.resource,
-    summary: a.summary,
-    created_at: iso(a.createdAt),
-    expires_at: iso(a.expiresAt),
-    ...(a.decidedAt === undefined ? {} : { decided_at: iso(a.decidedAt), decided_by: a.decidedBy }),
-    ...(a.reason === undefined ? {} : { reason: a.reason }),
-  };
-}
 
 /** Renders approvals as a table, newest first as listed. */
 export function renderApprovalTable(list: readonly ApprovalRecord[], nowMs: number): string {

@@ -35,11 +35,16 @@ const ID = /^apr_[A-Za-z0-9-]{1,80}$/;
 const Decision = z.strictObject({ decision: z.enum(['approve', 'deny'], { error: 'approve or deny' }), reason: z.string().min(1).max(500).optional() });
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
-function view(a: ApprovalRecord, nowMs: number): Record<string, unknown> {
-  const status = a.status === 'pending' && a.expiresAt <= nowMs ? 'expired' : a.status;
+/** The status a person sees at `nowMs`: an undecided request whose deadline passed can no longer be decided. */
+export function approvalStatus(a: ApprovalRecord, nowMs: number): ApprovalRecord['status'] {
+  return a.status === 'pending' && a.expiresAt <= nowMs ? 'expired' : a.status;
+}
+
+/** An approval as the API (and `mandate approvals --json`) shows it: times as ISO 8601, never the arguments. */
+export function approvalView(a: ApprovalRecord, nowMs: number): Record<string, unknown> {
   return {
     id: a.id,
-    status,
+    status: approvalStatus(a, nowMs),
     ...(a.taskId === undefined ? {} : { task_id: a.taskId }),
     user: a.userSub,
     actors: a.actors,
@@ -89,7 +94,7 @@ export function registerApprovalRoutes(app: FastifyInstance, ctx: ServerContext,
     const a = await deps.approvals.get(id);
     if (a === undefined) throw new NotFoundError(`no approval ${id}`);
     await audit(request, { type: 'admin', outcome: 'success', actor: stateOf(request).clientId ?? 'unknown', resource: `approval:${id}`, data: { operation: 'approvals.read', approvalId: id } });
-    return reply.header('cache-control', 'no-store').send(view(a, ctx.clock.now()));
+    return reply.header('cache-control', 'no-store').send(approvalView(a, ctx.clock.now()));
   });
 
   app.get(APPROVAL_PATHS.list, { config: { endpoint: 'approvals.list', auditRefusals: true } }, async (request, reply) => {
@@ -101,7 +106,7 @@ export function registerApprovalRoutes(app: FastifyInstance, ctx: ServerContext,
     const now = ctx.clock.now();
     const list = (await deps.approvals.list({ ...(status === undefined ? {} : { status: status as ApprovalRecord['status'] }), limit: 500 })).filter((a) => status !== 'pending' || a.expiresAt > now);
     await audit(request, { type: 'admin', outcome: 'success', actor: `user:${user.subject}`, data: { operation: 'approvals.list', count: list.length } });
-    return reply.header('cache-control', 'no-store').send({ approvals: list.map((a) => view(a, now)) });
+    return reply.header('cache-control', 'no-store').send({ approvals: list.map((a) => approvalView(a, now)) });
   });
 
   app.post(APPROVAL_PATHS.decision, { config: { endpoint: 'approvals.decide', auditRefusals: true } }, async (request, reply) => {
@@ -130,8 +135,8 @@ export function registerApprovalRoutes(app: FastifyInstance, ctx: ServerContext,
         { clock: ctx.clock, ids: ctx.ids },
       ),
     );
-    if (decided === undefined) throw new ConflictError(`approval ${id} is no longer pending (it is ${view(existing, now).status as string})`);
+    if (decided === undefined) throw new ConflictError(`approval ${id} is no longer pending (it is ${approvalStatus(existing, now)})`);
     stateOf(request).auditHandled = true;
-    return reply.header('cache-control', 'no-store').send(view(decided, now));
+    return reply.header('cache-control', 'no-store').send(approvalView(decided, now));
   });
 }
